@@ -1,0 +1,2 @@
+//! `ksc`: the KeyServer pipeline steps from the command line.
+fn main() {}

@@ -1,0 +1,1 @@
+//! keyserver.so: an OpenSSL 3 provider over the remote-signing core.

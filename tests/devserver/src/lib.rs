@@ -1,0 +1,1 @@
+//! The bundled dev KeyServer.
