@@ -1,0 +1,501 @@
+//! Client configuration: defaults < `KSC_CONFIG` file < caller overrides < environment.
+//!
+//! The names are those of API.md §9 (the environment variable names are also the keys of
+//! [`Settings`] and of the config file). The environment wins because it is what a CI job or a
+//! user sets last for one run; overrides are the provider's openssl.cnf parameters.
+//!
+//! The config file is either JSON (an object whose keys are the variable names, or the old Go
+//! client's keys `auth-server`, `api-server`, `username`, `password`, `op-id`, `op-desc`), or
+//! `KEY=VALUE` lines (`#` comments, optional `export ` and quotes), like an env file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+use crate::error::{Error, Result};
+
+/// Caller-supplied settings, keyed by variable name (`KSC_API_SERVER`, ...).
+pub type Settings = BTreeMap<String, String>;
+
+/// API server base URL.
+pub const KSC_API_SERVER: &str = "KSC_API_SERVER";
+/// Operation to sign under.
+pub const KSC_OPERATION_ID: &str = "KSC_OPERATION_ID";
+/// Description sent with sign orders.
+pub const KSC_OPERATION_DESCRIPTION: &str = "KSC_OPERATION_DESCRIPTION";
+/// Bearer token.
+pub const KSC_ID_TOKEN: &str = "KSC_ID_TOKEN";
+/// Per-request timeout (Go duration).
+pub const KSC_HTTP_CLIENT_TIMEOUT: &str = "KSC_HTTP_CLIENT_TIMEOUT";
+/// Auth server base URL for client credentials.
+pub const KSC_AUTH_SERVER: &str = "KSC_AUTH_SERVER";
+/// OAuth client id.
+pub const KSC_CLIENT_ID: &str = "KSC_CLIENT_ID";
+/// OAuth client secret.
+pub const KSC_CLIENT_SECRET: &str = "KSC_CLIENT_SECRET";
+/// Extra PEM trust anchors.
+pub const KSC_CA_FILE: &str = "KSC_CA_FILE";
+/// Config file path.
+pub const KSC_CONFIG: &str = "KSC_CONFIG";
+/// How long a signature may wait for a pending approval.
+pub const KSC_APPROVAL_TIMEOUT: &str = "KSC_APPROVAL_TIMEOUT";
+/// Log level and optional file.
+pub const KSC_LOG: &str = "KSC_LOG";
+
+/// Every variable this crate reads, in documentation order.
+pub const ALL_VARIABLES: [&str; 12] = [
+    KSC_API_SERVER,
+    KSC_OPERATION_ID,
+    KSC_OPERATION_DESCRIPTION,
+    KSC_ID_TOKEN,
+    KSC_HTTP_CLIENT_TIMEOUT,
+    KSC_AUTH_SERVER,
+    KSC_CLIENT_ID,
+    KSC_CLIENT_SECRET,
+    KSC_CA_FILE,
+    KSC_CONFIG,
+    KSC_APPROVAL_TIMEOUT,
+    KSC_LOG,
+];
+
+/// Default per-request timeout (the Go client's default).
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Description sent with sign orders when none is configured.
+pub const DEFAULT_DESCRIPTION: &str = "signature requested through ks-common";
+
+/// The old Go client's JSON config keys and the variables they mean.
+const LEGACY_KEYS: [(&str, &str); 6] = [
+    ("auth-server", KSC_AUTH_SERVER),
+    ("api-server", KSC_API_SERVER),
+    ("username", KSC_CLIENT_ID),
+    ("password", KSC_CLIENT_SECRET),
+    ("op-id", KSC_OPERATION_ID),
+    ("op-desc", KSC_OPERATION_DESCRIPTION),
+];
+
+/// The resolved configuration. `Debug` hides the token and the client secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `KSC_API_SERVER`, without trailing `/`.
+    pub api_server: Option<String>,
+    /// `KSC_AUTH_SERVER`, without trailing `/`.
+    pub auth_server: Option<String>,
+    /// `KSC_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// `KSC_CLIENT_SECRET` (never logged).
+    pub client_secret: Option<String>,
+    /// `KSC_ID_TOKEN` (never logged).
+    pub id_token: Option<String>,
+    /// `KSC_OPERATION_ID`.
+    pub operation_id: Option<String>,
+    /// `KSC_OPERATION_DESCRIPTION`, or [`DEFAULT_DESCRIPTION`].
+    pub operation_description: String,
+    /// `KSC_HTTP_CLIENT_TIMEOUT`, default 10s.
+    pub http_timeout: Duration,
+    /// `KSC_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
+    /// `KSC_APPROVAL_TIMEOUT`, default 0 (do not wait).
+    pub approval_timeout: Duration,
+    /// `KSC_LOG` as given (parsed by [`crate::logging`]).
+    pub log: Option<String>,
+    /// `KSC_CONFIG`, if a file was read.
+    pub config_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hide = |o: &Option<String>| o.as_ref().map(|_| "<hidden>");
+        f.debug_struct("Config")
+            .field("api_server", &self.api_server)
+            .field("auth_server", &self.auth_server)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &hide(&self.client_secret))
+            .field("id_token", &hide(&self.id_token))
+            .field("operation_id", &self.operation_id)
+            .field("operation_description", &self.operation_description)
+            .field("http_timeout", &self.http_timeout)
+            .field("ca_file", &self.ca_file)
+            .field("approval_timeout", &self.approval_timeout)
+            .field("log", &self.log)
+            .field("config_file", &self.config_file)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            api_server: None,
+            auth_server: None,
+            client_id: None,
+            client_secret: None,
+            id_token: None,
+            operation_id: None,
+            operation_description: DEFAULT_DESCRIPTION.to_string(),
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
+            ca_file: None,
+            approval_timeout: Duration::ZERO,
+            log: None,
+            config_file: None,
+        }
+    }
+}
+
+impl Config {
+    /// Resolves the configuration from the process environment, the `KSC_CONFIG` file and
+    /// `overrides` (defaults < file < overrides < environment).
+    pub fn load(overrides: &Settings) -> Result<Config> {
+        let env: Settings = ALL_VARIABLES
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        Config::resolve(overrides, &env)
+    }
+
+    /// `load` with no overrides.
+    pub fn from_env() -> Result<Config> {
+        Config::load(&Settings::new())
+    }
+
+    /// The precedence logic with the environment passed in (testable without touching the
+    /// process environment). Empty values count as unset, as in the Go client.
+    pub fn resolve(overrides: &Settings, env: &Settings) -> Result<Config> {
+        for key in overrides.keys() {
+            if !ALL_VARIABLES.contains(&key.as_str()) {
+                return Err(Error::config(
+                    key,
+                    format!("unknown setting (known: {})", ALL_VARIABLES.join(", ")),
+                ));
+            }
+        }
+        let nonempty = |m: &Settings, k: &str| m.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        let config_path = nonempty(env, KSC_CONFIG).or_else(|| nonempty(overrides, KSC_CONFIG));
+        let mut merged = Settings::new();
+        if let Some(path) = &config_path {
+            merged.extend(read_config_file(path)?);
+        }
+        for (k, v) in overrides.iter().chain(env.iter()) {
+            if !v.trim().is_empty() {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        let mut c = Config {
+            config_file: config_path.map(PathBuf::from),
+            ..Config::default()
+        };
+        let get = |k: &str| merged.get(k).map(|v| v.trim().to_string());
+        c.api_server = get(KSC_API_SERVER)
+            .map(|v| check_url(KSC_API_SERVER, &v))
+            .transpose()?;
+        c.auth_server = get(KSC_AUTH_SERVER)
+            .map(|v| check_url(KSC_AUTH_SERVER, &v))
+            .transpose()?;
+        c.client_id = get(KSC_CLIENT_ID);
+        // Secrets keep inner characters exactly; only the line ending is trimmed above.
+        c.client_secret = get(KSC_CLIENT_SECRET);
+        c.id_token = get(KSC_ID_TOKEN);
+        if let Some(t) = &c.id_token {
+            if t.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+                return Err(Error::config(
+                    KSC_ID_TOKEN,
+                    "the token contains whitespace (was the whole curl output pasted?)",
+                ));
+            }
+        }
+        c.operation_id = get(KSC_OPERATION_ID);
+        if let Some(op) = &c.operation_id {
+            if op == "null" || op.contains('/') || op.chars().any(|ch| ch.is_control()) {
+                return Err(Error::config(
+                    KSC_OPERATION_ID,
+                    format!("{op:?} is not an operation id (did creating the operation fail?)"),
+                ));
+            }
+        }
+        if let Some(d) = get(KSC_OPERATION_DESCRIPTION) {
+            c.operation_description = d;
+        }
+        if let Some(t) = get(KSC_HTTP_CLIENT_TIMEOUT) {
+            c.http_timeout =
+                parse_duration(&t).map_err(|e| Error::config(KSC_HTTP_CLIENT_TIMEOUT, e))?;
+            if c.http_timeout.is_zero() {
+                return Err(Error::config(
+                    KSC_HTTP_CLIENT_TIMEOUT,
+                    "must be greater than 0",
+                ));
+            }
+        }
+        if let Some(t) = get(KSC_APPROVAL_TIMEOUT) {
+            c.approval_timeout =
+                parse_duration(&t).map_err(|e| Error::config(KSC_APPROVAL_TIMEOUT, e))?;
+        }
+        c.ca_file = get(KSC_CA_FILE).map(PathBuf::from);
+        if let Some(l) = get(KSC_LOG) {
+            crate::logging::LogSpec::parse(&l).map_err(|e| Error::config(KSC_LOG, e))?;
+            c.log = Some(l);
+        }
+        if c.client_id.is_some() != c.client_secret.is_some() {
+            let missing = if c.client_id.is_none() {
+                KSC_CLIENT_ID
+            } else {
+                KSC_CLIENT_SECRET
+            };
+            return Err(Error::config(
+                missing,
+                "client credentials need both KSC_CLIENT_ID and KSC_CLIENT_SECRET",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// The API server URL, or a Config error saying how to set it.
+    pub fn require_api_server(&self) -> Result<&str> {
+        self.api_server.as_deref().ok_or_else(|| {
+            Error::config(
+                KSC_API_SERVER,
+                "not set; export KSC_API_SERVER=https://keyserver.example:8200",
+            )
+        })
+    }
+
+    /// The operation id, or a Config error saying how to set it.
+    pub fn require_operation_id(&self) -> Result<&str> {
+        self.operation_id.as_deref().ok_or_else(|| {
+            Error::config(
+                KSC_OPERATION_ID,
+                "not set; create an operation (ksc operation create ... --export) and export KSC_OPERATION_ID",
+            )
+        })
+    }
+
+    /// True when a fresh token can be obtained with client credentials.
+    pub fn has_client_credentials(&self) -> bool {
+        self.auth_server.is_some() && self.client_id.is_some() && self.client_secret.is_some()
+    }
+}
+
+/// Checks a base URL: http(s) scheme, a host, no query or fragment; returns it without a
+/// trailing `/`.
+fn check_url(var: &str, value: &str) -> Result<String> {
+    let url = reqwest::Url::parse(value)
+        .map_err(|e| Error::config(var, format!("{value:?} is not a URL: {e}")))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(Error::config(
+            var,
+            format!("{value:?} must start with https://"),
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err(Error::config(var, format!("{value:?} has no host")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::config(
+            var,
+            format!("{value:?} must not have a query or fragment"),
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+/// Reads a config file (JSON or KEY=VALUE lines) into settings.
+pub fn read_config_file(path: &str) -> Result<Settings> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(KSC_CONFIG, format!("cannot read {path}: {e}")))?;
+    parse_config_text(&text).map_err(|e| Error::config(KSC_CONFIG, format!("{path}: {e}")))
+}
+
+/// Parses config file text.
+pub fn parse_config_text(text: &str) -> std::result::Result<Settings, String> {
+    let mut out = Settings::new();
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let obj = v.as_object().ok_or("the JSON must be an object")?;
+        for (k, v) in obj {
+            let name = canonical_key(k).ok_or_else(|| format!("unknown key {k:?}"))?;
+            let value = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Null => continue,
+                _ => return Err(format!("key {k:?} must be a string")),
+            };
+            out.insert(name.to_string(), value);
+        }
+        return Ok(out);
+    }
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: expected KEY=VALUE", i + 1))?;
+        let k = k.trim();
+        let name = canonical_key(k).ok_or_else(|| format!("line {}: unknown key {k:?}", i + 1))?;
+        let v = v.trim();
+        let v = if v.len() >= 2
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
+        {
+            &v[1..v.len() - 1]
+        } else {
+            v
+        };
+        out.insert(name.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+fn canonical_key(k: &str) -> Option<&'static str> {
+    if let Some(v) = ALL_VARIABLES.iter().find(|v| **v == k) {
+        // KSC_CONFIG inside a config file would be circular; ignore it by treating it as known.
+        return Some(v);
+    }
+    LEGACY_KEYS.iter().find(|(l, _)| *l == k).map(|(_, v)| *v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn s(pairs: &[(&str, &str)]) -> Settings {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::resolve(&Settings::new(), &Settings::new()).unwrap();
+        assert_eq!(c.http_timeout, Duration::from_secs(10));
+        assert_eq!(c.approval_timeout, Duration::ZERO);
+        assert_eq!(c.operation_description, DEFAULT_DESCRIPTION);
+        assert!(c.api_server.is_none());
+        assert_eq!(
+            c.require_api_server().unwrap_err().kind(),
+            ErrorKind::Config
+        );
+        assert!(c
+            .require_operation_id()
+            .unwrap_err()
+            .to_string()
+            .contains("KSC_OPERATION_ID"));
+    }
+
+    #[test]
+    fn precedence_file_overrides_env() {
+        let dir = std::env::temp_dir().join(format!("ksc-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.json");
+        std::fs::write(
+            &file,
+            r#"{"api-server": "https://file:8200/", "op-id": "file-op", "op-desc": "from file",
+                "username": "u", "password": "p", "auth-server": "https://auth:8300",
+                "KSC_HTTP_CLIENT_TIMEOUT": "20s"}"#,
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let env = s(&[(KSC_CONFIG, path)]);
+        let c = Config::resolve(&Settings::new(), &env).unwrap();
+        assert_eq!(c.api_server.as_deref(), Some("https://file:8200"));
+        assert_eq!(c.operation_id.as_deref(), Some("file-op"));
+        assert_eq!(c.operation_description, "from file");
+        assert_eq!(c.client_id.as_deref(), Some("u"));
+        assert!(c.has_client_credentials());
+        assert_eq!(c.http_timeout, Duration::from_secs(20));
+
+        let ov = s(&[
+            (KSC_OPERATION_ID, "ov-op"),
+            (KSC_HTTP_CLIENT_TIMEOUT, "1m30s"),
+        ]);
+        let c = Config::resolve(&ov, &env).unwrap();
+        assert_eq!(c.operation_id.as_deref(), Some("ov-op"));
+        assert_eq!(c.http_timeout, Duration::from_secs(90));
+
+        let env2 = s(&[
+            (KSC_CONFIG, path),
+            (KSC_OPERATION_ID, "env-op"),
+            (KSC_HTTP_CLIENT_TIMEOUT, ""),
+        ]);
+        let c = Config::resolve(&ov, &env2).unwrap();
+        assert_eq!(
+            c.operation_id.as_deref(),
+            Some("env-op"),
+            "env beats overrides"
+        );
+        assert_eq!(
+            c.http_timeout,
+            Duration::from_secs(90),
+            "empty env value is unset"
+        );
+
+        // The config file may also come from the overrides (provider parameter).
+        let c = Config::resolve(&s(&[(KSC_CONFIG, path)]), &Settings::new()).unwrap();
+        assert_eq!(c.operation_id.as_deref(), Some("file-op"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn env_file_format() {
+        let st = parse_config_text(
+            "# comment\nexport KSC_API_SERVER=\"https://x:1\"\nKSC_APPROVAL_TIMEOUT = 5m\n\nop-id='7'\n",
+        )
+        .unwrap();
+        assert_eq!(st[KSC_API_SERVER], "https://x:1");
+        assert_eq!(st[KSC_APPROVAL_TIMEOUT], "5m");
+        assert_eq!(st[KSC_OPERATION_ID], "7");
+        assert!(parse_config_text("NOPE=1").is_err());
+        assert!(parse_config_text("just words").is_err());
+        assert!(parse_config_text("{\"api-server\": [1]}").is_err());
+        assert!(parse_config_text("{\"bogus\": \"1\"}").is_err());
+        assert!(parse_config_text("{not json").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases = [
+            (KSC_HTTP_CLIENT_TIMEOUT, "ten seconds"),
+            (KSC_HTTP_CLIENT_TIMEOUT, "0s"),
+            (KSC_APPROVAL_TIMEOUT, "-1s"),
+            (KSC_API_SERVER, "keyserver:8200"),
+            (KSC_API_SERVER, "ftp://x"),
+            (KSC_AUTH_SERVER, "https://a/?q=1"),
+            (KSC_ID_TOKEN, "abc def"),
+            (KSC_OPERATION_ID, "null"),
+            (KSC_LOG, "loud"),
+            (KSC_CONFIG, "/nonexistent/ksc.conf"),
+        ];
+        for (k, v) in cases {
+            let e = Config::resolve(&Settings::new(), &s(&[(k, v)])).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{k}={v}");
+            assert!(e.to_string().contains(k), "{k}={v}: {e}");
+        }
+        let e = Config::resolve(&s(&[("KSC_BOGUS", "1")]), &Settings::new()).unwrap_err();
+        assert!(e.to_string().contains("KSC_BOGUS"));
+        let e = Config::resolve(&Settings::new(), &s(&[(KSC_CLIENT_ID, "x")])).unwrap_err();
+        assert!(e.to_string().contains(KSC_CLIENT_SECRET));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = Config::resolve(
+            &Settings::new(),
+            &s(&[
+                (KSC_ID_TOKEN, "eyJsecret.token.x"),
+                (KSC_CLIENT_ID, "me"),
+                (KSC_CLIENT_SECRET, "hunter2"),
+            ]),
+        )
+        .unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("eyJsecret") && !d.contains("hunter2"), "{d}");
+        assert!(d.contains("<hidden>"));
+    }
+}

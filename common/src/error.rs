@@ -1,0 +1,382 @@
+//! One error type for everything that talks to KeyServer.
+//!
+//! Callers (the PKCS#11 module, the provider, `ksc`) act on [`ErrorKind`]; people read the
+//! [`Display`](std::fmt::Display) form, which is one sentence naming the key, the operation and
+//! what to do about it.
+
+use std::fmt;
+
+/// What went wrong, in terms a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A setting is missing or invalid (the message names the variable).
+    Config,
+    /// The server could not be reached, or the connection broke or timed out.
+    Network,
+    /// The token is missing, malformed, expired or refused (HTTP 401), or login failed.
+    Auth,
+    /// The caller's role does not allow this, or the key is not part of the operation (HTTP 403).
+    Forbidden,
+    /// The key or the operation does not exist (HTTP 404).
+    NotFound,
+    /// The operation still waits for approval.
+    Pending,
+    /// The operation was rejected by an approver.
+    Rejected,
+    /// The operation's validity window is over.
+    Expired,
+    /// Every permitted use of the key in this operation has been spent.
+    Exhausted,
+    /// The server asks us to slow down (HTTP 429) and retries did not help.
+    RateLimited,
+    /// The caller's input is wrong (bad digest length, unsupported combination, HTTP 400).
+    InvalidInput,
+    /// The server answered something we cannot understand (malformed, oversized, wrong type).
+    BadResponse,
+    /// A signature did not verify with the certificate's public key.
+    VerificationFailed,
+    /// The request needs something this key, or the server, does not support.
+    Unsupported,
+    /// A bug or an impossible state inside this library.
+    Internal,
+}
+
+impl ErrorKind {
+    /// A short lowercase name, stable for scripts (`ksc --json` prints it).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Network => "network",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Pending => "pending",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::Expired => "expired",
+            ErrorKind::Exhausted => "exhausted",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::BadResponse => "bad_response",
+            ErrorKind::VerificationFailed => "verification_failed",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// What to do when the error was created without a more specific remedy.
+    fn default_remedy(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "fix the setting in the environment or the KSC_CONFIG file",
+            ErrorKind::Network => {
+                "check KSC_API_SERVER/KSC_AUTH_SERVER, the network and KSC_CA_FILE, then retry"
+            }
+            ErrorKind::Auth => {
+                "set a valid KSC_ID_TOKEN, or KSC_AUTH_SERVER with KSC_CLIENT_ID and KSC_CLIENT_SECRET"
+            }
+            ErrorKind::Forbidden => {
+                "use an identity whose role allows this, or an operation that includes the key"
+            }
+            ErrorKind::NotFound => "check the key id or KSC_OPERATION_ID",
+            ErrorKind::Pending => {
+                "have an approver approve the operation, or set KSC_APPROVAL_TIMEOUT (e.g. 5m) to wait"
+            }
+            ErrorKind::Rejected => "create a new operation (ksc operation create) and have it approved",
+            ErrorKind::Expired => {
+                "create a new operation with a longer validity (validms) and finish signing inside it"
+            }
+            ErrorKind::Exhausted => {
+                "create a new operation with a higher maxusagecount for this key"
+            }
+            ErrorKind::RateLimited => "retry later",
+            ErrorKind::InvalidInput => "check the input (digest length, mechanism, key type)",
+            ErrorKind::BadResponse => {
+                "check that KSC_API_SERVER points at a KeyServer; set KSC_LOG=debug for details"
+            }
+            ErrorKind::VerificationFailed => {
+                "do not use this signature; the server signed with a different key or the reply was altered"
+            }
+            ErrorKind::Unsupported => "use a supported key type, mechanism or server version",
+            ErrorKind::Internal => "please report this as a bug with KSC_LOG=debug output",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error of every fallible function in this crate (boxed: `Result`s stay one word wide).
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    keyid: Option<String>,
+    operation: Option<String>,
+    remedy: Option<String>,
+    http_status: Option<u16>,
+    server_code: Option<String>,
+    server_detail: Option<String>,
+    retry_after: Option<std::time::Duration>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A new error of `kind`; `message` says what failed, without key/operation (added by
+    /// [`with_key`](Self::with_key) / [`with_operation`](Self::with_operation)).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                keyid: None,
+                operation: None,
+                remedy: None,
+                http_status: None,
+                server_code: None,
+                server_detail: None,
+                retry_after: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// Shorthand for a [`ErrorKind::Config`] error naming `variable`.
+    pub fn config(variable: &str, problem: impl fmt::Display) -> Error {
+        Error::new(ErrorKind::Config, format!("{variable}: {problem}"))
+    }
+
+    /// Shorthand for [`ErrorKind::InvalidInput`].
+    pub fn invalid_input(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// Shorthand for [`ErrorKind::BadResponse`].
+    pub fn bad_response(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::BadResponse, message)
+    }
+
+    /// Shorthand for [`ErrorKind::Internal`].
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Internal, message)
+    }
+
+    /// Names the key the error is about (kept if one is already set).
+    pub fn with_key(mut self, keyid: impl Into<String>) -> Error {
+        if self.inner.keyid.is_none() {
+            self.inner.keyid = Some(keyid.into());
+        }
+        self
+    }
+
+    /// Names the operation the error is about (kept if one is already set).
+    pub fn with_operation(mut self, operation: impl Into<String>) -> Error {
+        if self.inner.operation.is_none() {
+            self.inner.operation = Some(operation.into());
+        }
+        self
+    }
+
+    /// Replaces the default "what to do" advice of the kind.
+    pub fn with_remedy(mut self, remedy: impl Into<String>) -> Error {
+        self.inner.remedy = Some(remedy.into());
+        self
+    }
+
+    /// Attaches the underlying cause (shown by `source()`, not in `Display`).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        self.inner.source = Some(Box::new(source));
+        self
+    }
+
+    /// Records what the server said: HTTP status, its error code and its (sanitised) text.
+    pub fn with_server(
+        mut self,
+        status: u16,
+        code: Option<String>,
+        detail: Option<String>,
+    ) -> Error {
+        self.inner.http_status = Some(status);
+        self.inner.server_code = code;
+        self.inner.server_detail = detail;
+        self
+    }
+
+    /// Records the server's `Retry-After` hint.
+    #[allow(dead_code)] // used by the HTTP layer
+    pub(crate) fn with_retry_after(mut self, d: Option<std::time::Duration>) -> Error {
+        self.inner.retry_after = d;
+        self
+    }
+
+    /// The kind a caller acts on.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The key the error is about, if any.
+    pub fn keyid(&self) -> Option<&str> {
+        self.inner.keyid.as_deref()
+    }
+
+    /// The operation the error is about, if any.
+    pub fn operation(&self) -> Option<&str> {
+        self.inner.operation.as_deref()
+    }
+
+    /// The message without context, server detail or remedy.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// The advice shown at the end of the sentence.
+    pub fn remedy(&self) -> &str {
+        self.inner
+            .remedy
+            .as_deref()
+            .unwrap_or_else(|| self.inner.kind.default_remedy())
+    }
+
+    /// The HTTP status of the server reply that caused the error, if any.
+    pub fn http_status(&self) -> Option<u16> {
+        self.inner.http_status
+    }
+
+    /// The server's error code (`"usage_exhausted"`, ...), if it sent one.
+    pub fn server_code(&self) -> Option<&str> {
+        self.inner.server_code.as_deref()
+    }
+
+    /// The server's `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.inner.retry_after
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.inner.keyid, &self.inner.operation) {
+            (Some(k), Some(o)) => write!(f, "key {k}, operation {o}: ")?,
+            (Some(k), None) => write!(f, "key {k}: ")?,
+            (None, Some(o)) => write!(f, "operation {o}: ")?,
+            (None, None) => {}
+        }
+        f.write_str(&self.inner.message)?;
+        match (
+            &self.inner.server_code,
+            &self.inner.server_detail,
+            self.inner.http_status,
+        ) {
+            (_, Some(d), Some(s)) if !d.is_empty() => write!(f, " (server said HTTP {s}: {d})")?,
+            (Some(c), _, Some(s)) => write!(f, " (server said HTTP {s}: {c})")?,
+            _ => {}
+        }
+        write!(f, "; {}", self.remedy())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Debug shows the same sentence plus the kind: `unwrap()` in tests prints something useful.
+        write!(f, "Error({}): {}", self.inner.kind, self)?;
+        if let Some(s) = &self.inner.source {
+            write!(f, " [cause: {s}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|b| &**b as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Makes server-provided text safe to show: no control characters or escape sequences, collapsed
+/// whitespace, bounded length (a hostile or broken server must not flood a terminal or a log).
+pub fn sanitize_server_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    let mut count = 0usize;
+    let mut last_space = true;
+    for c in text.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        // Bidi overrides and other invisible formatting characters can disguise text.
+        if matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            continue;
+        }
+        if c == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        if count == max_chars {
+            out.push('…');
+            return out.trim_end().to_string();
+        }
+        out.push(c);
+        count += 1;
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_key_operation_and_remedy() {
+        let e = Error::new(ErrorKind::Exhausted, "no uses left")
+            .with_key("key1")
+            .with_operation("42")
+            .with_server(
+                409,
+                Some("usage_exhausted".into()),
+                Some("key1 used 1 of 1".into()),
+            );
+        let s = e.to_string();
+        assert!(s.starts_with("key key1, operation 42: no uses left"), "{s}");
+        assert!(s.contains("HTTP 409: key1 used 1 of 1"), "{s}");
+        assert!(s.contains("maxusagecount"), "{s}");
+        assert_eq!(e.kind(), ErrorKind::Exhausted);
+        assert_eq!(e.keyid(), Some("key1"));
+        assert_eq!(e.operation(), Some("42"));
+        assert_eq!(e.server_code(), Some("usage_exhausted"));
+    }
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: Send + Sync + 'static + std::error::Error>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn sanitize_strips_controls_and_bounds_length() {
+        assert_eq!(
+            sanitize_server_text("a\x1b[31mred\n\n  b\u{202e}c", 100),
+            "a [31mred bc"
+        );
+        let long = "x".repeat(1000);
+        let s = sanitize_server_text(&long, 10);
+        assert_eq!(s.chars().count(), 11);
+        assert!(s.ends_with('…'));
+        assert_eq!(sanitize_server_text("  \t ", 10), "");
+    }
+}

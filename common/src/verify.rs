@@ -1,0 +1,233 @@
+//! Local signature verification in pure Rust (rsa, p256/p384/p521).
+//!
+//! Every signature KeyServer returns passes through [`verify`] before anyone sees it, so a wrong
+//! key, a server fault or an altered reply is caught here; the adapters use the same function for
+//! `C_Verify` and the provider's verify.
+
+use ecdsa::signature::hazmat::PrehashVerifier;
+use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::hash::{self, HashAlg};
+use crate::keys::{EcCurve, PublicKey};
+use crate::sign::{EcdsaFormat, SignRequest};
+
+fn mismatch(what: &str) -> Error {
+    Error::new(
+        ErrorKind::VerificationFailed,
+        format!("the {what} signature does not verify with the certificate's public key"),
+    )
+}
+
+/// Checks `signature` over `request` with `key`. `Ok(())` means valid; an invalid signature is
+/// [`ErrorKind::VerificationFailed`]; a request that does not fit the key is
+/// [`ErrorKind::InvalidInput`].
+pub fn verify(key: &PublicKey, request: &SignRequest, signature: &[u8]) -> Result<()> {
+    match key {
+        PublicKey::Rsa { n, e } => verify_rsa(n, e, request, signature),
+        PublicKey::Ec { curve, point } => verify_ec(*curve, point, request, signature),
+    }
+}
+
+fn verify_rsa(n: &[u8], e: &[u8], request: &SignRequest, signature: &[u8]) -> Result<()> {
+    let rsa_key = RsaPublicKey::new_with_max_size(
+        BigUint::from_bytes_be(n),
+        BigUint::from_bytes_be(e),
+        // KeyServer keys go up to 4096 bits; allow larger without a separate code path.
+        16384,
+    )
+    .map_err(|err| Error::new(ErrorKind::Unsupported, format!("RSA public key: {err}")))?;
+    // An RSA signature is exactly k bytes; reject other lengths before the math.
+    if signature.len() != n.len() {
+        return Err(mismatch(&format!(
+            "{}-byte RSA (expected {} bytes)",
+            signature.len(),
+            n.len()
+        )));
+    }
+    let what = request.describe();
+    let result = match request {
+        SignRequest::RsaPkcs1DigestInfo { digest_info } => {
+            hash::parse_digest_info(digest_info)?;
+            rsa_key.verify(Pkcs1v15Sign::new_unprefixed(), digest_info, signature)
+        }
+        SignRequest::RsaPkcs1 { hash, digest } => {
+            let di = hash::digest_info(*hash, digest)?;
+            rsa_key.verify(Pkcs1v15Sign::new_unprefixed(), &di, signature)
+        }
+        SignRequest::RsaPss {
+            hash,
+            salt_len,
+            digest,
+        } => {
+            if digest.len() != hash.output_len() {
+                return Err(Error::invalid_input(format!(
+                    "a {hash} digest has {} bytes, got {}",
+                    hash.output_len(),
+                    digest.len()
+                )));
+            }
+            let scheme = match hash {
+                HashAlg::Sha256 => Pss::new_with_salt::<sha2::Sha256>(*salt_len),
+                HashAlg::Sha384 => Pss::new_with_salt::<sha2::Sha384>(*salt_len),
+                HashAlg::Sha512 => Pss::new_with_salt::<sha2::Sha512>(*salt_len),
+            };
+            rsa_key.verify(scheme, digest, signature)
+        }
+        SignRequest::Ecdsa { .. } => {
+            return Err(Error::invalid_input(
+                "an ECDSA signature cannot be checked with an RSA key",
+            ))
+        }
+    };
+    result.map_err(|_| mismatch(&what))
+}
+
+fn verify_ec(curve: EcCurve, point: &[u8], request: &SignRequest, signature: &[u8]) -> Result<()> {
+    let (digest, format) = match request {
+        SignRequest::Ecdsa { digest, format } => (digest, *format),
+        other => {
+            return Err(Error::invalid_input(format!(
+                "a {} signature cannot be checked with an EC key",
+                other.describe()
+            )))
+        }
+    };
+    let bad_key = |_| Error::new(ErrorKind::BadResponse, "EC public key is not a valid point");
+    let name = format!("{} ECDSA", curve.name());
+    // Parse failures of the signature are a mismatch too: the bytes are not a signature by this key.
+    macro_rules! check {
+        ($m:ident) => {{
+            let vk = $m::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad_key)?;
+            let sig = match format {
+                EcdsaFormat::P1363 => $m::ecdsa::Signature::from_slice(signature),
+                EcdsaFormat::Der => $m::ecdsa::Signature::from_der(signature),
+            }
+            .map_err(|_| mismatch(&name))?;
+            vk.verify_prehash(digest, &sig).map_err(|_| mismatch(&name))
+        }};
+    }
+    match curve {
+        EcCurve::P256 => check!(p256),
+        EcCurve::P384 => check!(p384),
+        EcCurve::P521 => check!(p521),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyEntry;
+    use crate::sign::{ecdsa_der_to_p1363, ecdsa_p1363_to_der};
+
+    const MSG: &[u8] = include_bytes!("../tests/data/msg.txt");
+
+    fn key(pem: &str) -> KeyEntry {
+        KeyEntry::from_pem("k", "", pem).unwrap()
+    }
+
+    #[test]
+    fn rsa_pkcs1_from_openssl() {
+        let k = key(include_str!("../tests/data/rsa2048.pem"));
+        let sig = include_bytes!("../tests/data/rsa2048-pkcs1-sha256.sig");
+        let digest = hash::digest(HashAlg::Sha256, MSG);
+        let req = SignRequest::RsaPkcs1 {
+            hash: HashAlg::Sha256,
+            digest: digest.clone(),
+        };
+        verify(&k.public_key, &req, sig).unwrap();
+        let di = SignRequest::RsaPkcs1DigestInfo {
+            digest_info: hash::digest_info(HashAlg::Sha256, &digest).unwrap(),
+        };
+        verify(&k.public_key, &di, sig).unwrap();
+        let mut bad = sig.to_vec();
+        bad[10] ^= 1;
+        let e = verify(&k.public_key, &req, &bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::VerificationFailed);
+        assert_eq!(
+            verify(&k.public_key, &req, &sig[1..]).unwrap_err().kind(),
+            ErrorKind::VerificationFailed
+        );
+        let other = SignRequest::RsaPkcs1 {
+            hash: HashAlg::Sha256,
+            digest: hash::digest(HashAlg::Sha256, b"other"),
+        };
+        assert!(verify(&k.public_key, &other, sig).is_err());
+    }
+
+    #[test]
+    fn rsa_pss_from_openssl() {
+        let k = key(include_str!("../tests/data/rsa2048.pem"));
+        let sig = include_bytes!("../tests/data/rsa2048-pss-sha384.sig");
+        let req = SignRequest::RsaPss {
+            hash: HashAlg::Sha384,
+            salt_len: 48,
+            digest: hash::digest(HashAlg::Sha384, MSG),
+        };
+        verify(&k.public_key, &req, sig).unwrap();
+        let pkcs1 = SignRequest::RsaPkcs1 {
+            hash: HashAlg::Sha384,
+            digest: hash::digest(HashAlg::Sha384, MSG),
+        };
+        assert!(verify(&k.public_key, &pkcs1, sig).is_err());
+    }
+
+    #[test]
+    fn ecdsa_from_openssl_all_curves() {
+        let cases: [(&str, &[u8], HashAlg, EcCurve); 3] = [
+            (
+                include_str!("../tests/data/p256.pem"),
+                include_bytes!("../tests/data/p256-sha256.der.sig"),
+                HashAlg::Sha256,
+                EcCurve::P256,
+            ),
+            (
+                include_str!("../tests/data/p384.pem"),
+                include_bytes!("../tests/data/p384-sha384.der.sig"),
+                HashAlg::Sha384,
+                EcCurve::P384,
+            ),
+            (
+                include_str!("../tests/data/p521.pem"),
+                include_bytes!("../tests/data/p521-sha512.der.sig"),
+                HashAlg::Sha512,
+                EcCurve::P521,
+            ),
+        ];
+        for (pem, der_sig, h, curve) in cases {
+            let k = key(pem);
+            assert!(matches!(k.public_key, PublicKey::Ec { curve: c, .. } if c == curve));
+            let digest = hash::digest(h, MSG);
+            let req = SignRequest::Ecdsa {
+                digest: digest.clone(),
+                format: EcdsaFormat::Der,
+            };
+            verify(&k.public_key, &req, der_sig).unwrap();
+            let rs = ecdsa_der_to_p1363(curve, der_sig).unwrap();
+            assert_eq!(rs.len(), 2 * curve.field_len());
+            let p1363 = SignRequest::Ecdsa {
+                digest,
+                format: EcdsaFormat::P1363,
+            };
+            verify(&k.public_key, &p1363, &rs).unwrap();
+            assert_eq!(ecdsa_p1363_to_der(curve, &rs).unwrap(), der_sig);
+            let mut bad = rs.clone();
+            bad[5] ^= 0x40;
+            assert_eq!(
+                verify(&k.public_key, &p1363, &bad).unwrap_err().kind(),
+                ErrorKind::VerificationFailed
+            );
+            // A P1363 signature presented as DER is a mismatch, not a panic.
+            assert!(verify(&k.public_key, &req, &rs).is_err());
+            // An RSA request against an EC key is an input error.
+            let rsa_req = SignRequest::RsaPkcs1 {
+                hash: HashAlg::Sha256,
+                digest: vec![0; 32],
+            };
+            assert_eq!(
+                verify(&k.public_key, &rsa_req, &rs).unwrap_err().kind(),
+                ErrorKind::InvalidInput
+            );
+        }
+    }
+}
