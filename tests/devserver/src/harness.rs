@@ -1,0 +1,504 @@
+//! Test support: start a dev KeyServer in a temporary data directory on
+//! ephemeral loopback ports, talk to it, restart it, kill it.
+//!
+//! ```no_run
+//! use ks_devserver::harness::DevServer;
+//! let server = DevServer::start();
+//! let token = server.token("orderer-client");
+//! let op = server.create_operation("orderer-client", &[("key1", 1), ("key4", 1)], 60_000);
+//! server.approve("approver-key4", &op);
+//! let env = server.client_env(&token, &op); // KSC_API_SERVER, KSC_CA_FILE, ...
+//! # drop(env);
+//! ```
+//!
+//! The binary is found through `KS_DEVSERVER_BIN`, else next to the test
+//! executable (`target/<profile>/ks-devserver`). Harness requests carry the
+//! fault-exemption header, so fault knobs only affect the client under test.
+//! Failures panic with a clear message: this is test support.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::client::{HttpResponse, HttpsClient};
+use crate::faults::NO_FAULT_HEADER;
+
+/// How long a (first, key-generating) start may take.
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Options for [`DevServer`]; see [`DevServer::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct DevServerBuilder {
+    token_lifetime: Option<Duration>,
+    fault_5xx: Option<f64>,
+    fault_429: Option<f64>,
+    fault_drop: Option<f64>,
+    fault_latency: Option<Duration>,
+    extra_args: Vec<String>,
+    config_toml: Option<String>,
+}
+
+fn go_duration(d: Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
+impl DevServerBuilder {
+    /// Lifetime of issued tokens (at least 1s).
+    pub fn token_lifetime(mut self, d: Duration) -> Self {
+        self.token_lifetime = Some(d);
+        self
+    }
+    /// Fraction of requests answered 503.
+    pub fn fault_5xx(mut self, f: f64) -> Self {
+        self.fault_5xx = Some(f);
+        self
+    }
+    /// Fraction of requests answered 429 with `Retry-After`.
+    pub fn fault_429(mut self, f: f64) -> Self {
+        self.fault_429 = Some(f);
+        self
+    }
+    /// Fraction of connections dropped without an answer.
+    pub fn fault_drop(mut self, f: f64) -> Self {
+        self.fault_drop = Some(f);
+        self
+    }
+    /// Latency added to every request.
+    pub fn fault_latency(mut self, d: Duration) -> Self {
+        self.fault_latency = Some(d);
+        self
+    }
+    /// More command-line arguments.
+    pub fn extra_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+    /// A TOML configuration (written into the data directory, passed as `--config`).
+    pub fn config_toml(mut self, toml: impl Into<String>) -> Self {
+        self.config_toml = Some(toml.into());
+        self
+    }
+
+    /// Starts the server and waits until both listeners are up.
+    pub fn start(self) -> DevServer {
+        let bin = find_binary();
+        let dir = tempfile::Builder::new()
+            .prefix("ks-devserver-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary data dir: {e}"));
+        let data = dir.path().join("data");
+        let mut args: Vec<String> = vec!["--data-dir".into(), data.display().to_string()];
+        if let Some(d) = self.token_lifetime {
+            args.extend(["--token-lifetime".into(), go_duration(d)]);
+        }
+        if let Some(f) = self.fault_5xx {
+            args.extend(["--fault-5xx".into(), f.to_string()]);
+        }
+        if let Some(f) = self.fault_429 {
+            args.extend(["--fault-429".into(), f.to_string()]);
+        }
+        if let Some(f) = self.fault_drop {
+            args.extend(["--fault-drop".into(), f.to_string()]);
+        }
+        if let Some(d) = self.fault_latency {
+            args.extend(["--fault-latency".into(), go_duration(d)]);
+        }
+        if let Some(cache) = std::env::var_os("KS_DEVSERVER_KEY_CACHE") {
+            args.extend([
+                "--key-cache".into(),
+                PathBuf::from(cache).display().to_string(),
+            ]);
+        }
+        if let Some(toml) = &self.config_toml {
+            let path = dir.path().join("config.toml");
+            std::fs::write(&path, toml)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            args.extend(["--config".into(), path.display().to_string()]);
+        }
+        args.extend(self.extra_args.iter().cloned());
+        let mut server = DevServer {
+            bin,
+            dir,
+            base_args: args,
+            child: None,
+            auth_url: String::new(),
+            api_url: String::new(),
+            ca_file: PathBuf::new(),
+            signing_ca_file: PathBuf::new(),
+            client: None,
+        };
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        server
+    }
+}
+
+/// A running dev KeyServer; dropping it kills the server and removes its data.
+pub struct DevServer {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    base_args: Vec<String>,
+    child: Option<Child>,
+    auth_url: String,
+    api_url: String,
+    ca_file: PathBuf,
+    signing_ca_file: PathBuf,
+    client: Option<HttpsClient>,
+}
+
+impl std::fmt::Debug for DevServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevServer")
+            .field("auth_url", &self.auth_url)
+            .field("api_url", &self.api_url)
+            .field("data_dir", &self.data_dir())
+            .finish()
+    }
+}
+
+fn find_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("KS_DEVSERVER_BIN") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "KS_DEVSERVER_BIN={} does not exist; run `cargo build -p ks-devserver`",
+            p.display()
+        );
+        return p;
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    // target/<profile>/deps/<test> → target/<profile>/ks-devserver
+    let mut candidates = Vec::new();
+    if let Some(deps) = exe.parent() {
+        candidates.push(deps.join("ks-devserver"));
+        if let Some(profile) = deps.parent() {
+            candidates.push(profile.join("ks-devserver"));
+        }
+    }
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "the ks-devserver binary is not built (looked at {:?}); run `cargo build -p ks-devserver` \
+                 or set KS_DEVSERVER_BIN",
+                candidates
+            )
+        })
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+impl DevServer {
+    /// Starts a server with default options.
+    pub fn start() -> DevServer {
+        DevServer::builder().start()
+    }
+
+    /// Options for a server.
+    pub fn builder() -> DevServerBuilder {
+        DevServerBuilder::default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    fn spawn(&mut self, auth: &str, api: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap_or_else(|e| panic!("cannot open server log: {e}"));
+        let ready = self.dir.path().join("ready.json");
+        let _ = std::fs::remove_file(&ready);
+        let mut child = Command::new(&self.bin)
+            .args(&self.base_args)
+            .args(["--auth-listen", auth, "--api-listen", api])
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next();
+            let _ = tx.send(first);
+            // Keep draining so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            other => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!(
+                    "ks-devserver did not become ready ({other:?}, exit {status:?}); its log:\n{}",
+                    tail(&self.log_path())
+                );
+            }
+        };
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("malformed ready line {line:?}"))
+        };
+        self.auth_url = field("auth");
+        self.api_url = field("api");
+        let doc: Value = std::fs::read(&ready)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| panic!("ready file {} missing or invalid", ready.display()));
+        self.ca_file = PathBuf::from(doc["ca_file"].as_str().expect("ca_file in ready file"));
+        self.signing_ca_file = PathBuf::from(
+            doc["signing_ca_file"]
+                .as_str()
+                .expect("signing_ca_file in ready file"),
+        );
+        assert_eq!(doc["api_url"].as_str(), Some(self.api_url.as_str()));
+        self.client = Some(
+            HttpsClient::new(&self.ca_file).unwrap_or_else(|e| panic!("dev CA unusable: {e}")),
+        );
+        self.child = Some(child);
+    }
+
+    /// `https://127.0.0.1:PORT` of the API server.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+    /// `https://127.0.0.1:PORT` of the auth server.
+    pub fn auth_url(&self) -> &str {
+        &self.auth_url
+    }
+    /// The TLS CA (for `KSC_CA_FILE`, `curl --cacert`).
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+    /// The CA that issued the key certificates.
+    pub fn signing_ca_file(&self) -> &Path {
+        &self.signing_ca_file
+    }
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        // The server canonicalises it; the ready file's CA path is inside it.
+        self.ca_file.parent().unwrap_or(self.dir.path())
+    }
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+    /// The server's stderr log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+    /// The HTTPS client trusting the dev CA.
+    pub fn http(&self) -> &HttpsClient {
+        self.client.as_ref().expect("server started")
+    }
+
+    /// A raw request to the API server (`path` like `/api/keys`), exempt from faults.
+    pub fn api_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> HttpResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![(NO_FAULT_HEADER, "1"), ("Accept", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a));
+        }
+        let body_bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let url = format!("{}{path}", self.api_url);
+        self.http()
+            .request(method, &url, &headers, &body_bytes)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    }
+
+    /// Client-credentials token request with an explicit secret.
+    pub fn token_request(&self, user: &str, secret: &str) -> HttpResponse {
+        let basic = format!("Basic {}", B64.encode(format!("{user}:{secret}")));
+        let url = format!("{}/oauth2/token", self.auth_url);
+        self.http()
+            .request(
+                "POST",
+                &url,
+                &[
+                    (NO_FAULT_HEADER, "1"),
+                    ("Authorization", &basic),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ],
+                b"grant_type=client_credentials",
+            )
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+    }
+
+    /// A token for a demo user (default secret `<user>-secret`).
+    pub fn token(&self, user: &str) -> String {
+        let r = self.token_request(user, &format!("{user}-secret"));
+        assert_eq!(
+            r.status,
+            200,
+            "token for {user}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token for {user}"))
+            .to_string()
+    }
+
+    /// Creates an operation as `user`; returns its id.
+    pub fn create_operation(&self, user: &str, keys: &[(&str, u32)], validms: u64) -> String {
+        let token = self.token(user);
+        let restrictions: Vec<Value> = keys
+            .iter()
+            .map(|(k, n)| json!({"keyid": k, "maxusagecount": n}))
+            .collect();
+        let body = json!({
+            "validms": validms,
+            "description": "Operation created by the ks-devserver test harness",
+            "new-keyusagerestrictions": restrictions,
+        });
+        let r = self.api_request("POST", "/api/operations", Some(&token), Some(&body));
+        assert!(
+            r.status == 200 || r.status == 201,
+            "create operation as {user}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {:?}", r.json()))
+            .to_string()
+    }
+
+    fn decide(&self, user: &str, op_id: &str, what: &str) -> Value {
+        let token = self.token(user);
+        let r = self.api_request(
+            "POST",
+            &format!("/api/operations/{op_id}/{what}"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(
+            r.status,
+            200,
+            "{what} {op_id} as {user}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()
+    }
+
+    /// Approves as `user`; returns the status document.
+    pub fn approve(&self, user: &str, op_id: &str) -> Value {
+        self.decide(user, op_id, "approve")
+    }
+
+    /// Rejects as `user`; returns the status document.
+    pub fn reject(&self, user: &str, op_id: &str) -> Value {
+        self.decide(user, op_id, "reject")
+    }
+
+    /// The operation's status document (read as `adminclient`).
+    pub fn operation(&self, op_id: &str) -> Value {
+        let token = self.token("adminclient");
+        let r = self.api_request(
+            "GET",
+            &format!("/api/operations/{op_id}"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(
+            r.status,
+            200,
+            "status of {op_id}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()
+    }
+
+    /// The environment a client needs: KSC_API_SERVER, KSC_CA_FILE,
+    /// KSC_ID_TOKEN, KSC_OPERATION_ID.
+    pub fn client_env(&self, token: &str, op_id: &str) -> Vec<(String, String)> {
+        vec![
+            ("KSC_API_SERVER".into(), self.api_url.clone()),
+            ("KSC_CA_FILE".into(), self.ca_file.display().to_string()),
+            ("KSC_ID_TOKEN".into(), token.to_string()),
+            ("KSC_OPERATION_ID".into(), op_id.to_string()),
+        ]
+    }
+
+    /// `GET /api/dev/stats`.
+    pub fn stats(&self) -> Value {
+        let r = self.api_request("GET", "/api/dev/stats", None, None);
+        assert_eq!(r.status, 200, "stats");
+        r.json()
+    }
+
+    fn ports(&self) -> (String, String) {
+        let hostport = |u: &str| u.trim_start_matches("https://").to_string();
+        (hostport(&self.auth_url), hostport(&self.api_url))
+    }
+
+    fn respawn_same_ports(&mut self) {
+        let (auth, api) = self.ports();
+        self.spawn(&auth, &api);
+    }
+
+    /// Stops the server gracefully (SIGTERM) and starts it again on the same
+    /// ports with the same data directory.
+    pub fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) with a pid we own and a valid signal number has
+            // no memory-safety preconditions.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let _ = child.wait();
+        }
+        self.respawn_same_ports();
+    }
+
+    /// Kills the server with SIGKILL (no chance to clean up) and starts it
+    /// again on the same ports with the same data directory.
+    pub fn kill9_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL on Unix
+            let _ = child.wait();
+        }
+        self.respawn_same_ports();
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
