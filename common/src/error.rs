@@ -210,7 +210,6 @@ impl Error {
     }
 
     /// Records the server's `Retry-After` hint.
-    #[allow(dead_code)] // used by the HTTP layer
     pub(crate) fn with_retry_after(mut self, d: Option<std::time::Duration>) -> Error {
         self.inner.retry_after = d;
         self
@@ -337,6 +336,98 @@ pub fn sanitize_server_text(text: &str, max_chars: usize) -> String {
     out.trim_end().to_string()
 }
 
+/// Longest server text shown in a message.
+pub const MAX_SERVER_TEXT: usize = 300;
+
+/// Maps an HTTP error reply (API.md §7) to an [`Error`]: the status and the server's `error`
+/// code pick the kind; its `message` (or, for servers without the JSON body, the body text) is
+/// shown trimmed and sanitised. Key and operation are added by the caller.
+pub fn from_server_reply(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<std::time::Duration>,
+) -> Error {
+    let text = String::from_utf8_lossy(body);
+    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let field = |k: &str| {
+        json.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(|v| v.as_str())
+            .map(|s| s.to_string())
+    };
+    let code = field("error");
+    let detail = field("message")
+        .or_else(|| field("error_description"))
+        .or_else(|| code.clone())
+        .unwrap_or_else(|| text.into_owned());
+    let detail = sanitize_server_text(&detail, MAX_SERVER_TEXT);
+    let lower = format!("{} {}", code.as_deref().unwrap_or(""), detail).to_ascii_lowercase();
+    // Known extension codes first; for a server without them, words in the text.
+    let by_words = || {
+        if lower.contains("reject") {
+            Some(ErrorKind::Rejected)
+        } else if lower.contains("expire") {
+            Some(ErrorKind::Expired)
+        } else if lower.contains("exhaust") || lower.contains("usage") {
+            Some(ErrorKind::Exhausted)
+        } else if [
+            "pending",
+            "not approved",
+            "not been approved",
+            "awaiting approval",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
+        {
+            Some(ErrorKind::Pending)
+        } else {
+            None
+        }
+    };
+    let (kind, message) = match (status, code.as_deref()) {
+        (_, Some("operation_pending")) => (ErrorKind::Pending, "the operation is not approved yet"),
+        (_, Some("operation_rejected")) => (ErrorKind::Rejected, "the operation was rejected"),
+        (_, Some("operation_expired")) => (ErrorKind::Expired, "the operation has expired"),
+        (_, Some("usage_exhausted")) => (
+            ErrorKind::Exhausted,
+            "every permitted use of the key in this operation is spent",
+        ),
+        (_, Some("key_not_in_operation")) => (
+            ErrorKind::Forbidden,
+            "the key is not part of this operation",
+        ),
+        (_, Some("rate_limited")) | (429, _) => (
+            ErrorKind::RateLimited,
+            "the server is rate limiting requests",
+        ),
+        (400, _) => (
+            ErrorKind::InvalidInput,
+            "the server refused the request as invalid",
+        ),
+        (401, _) => (ErrorKind::Auth, "the server refused the token"),
+        (403, _) | (409, _) => match by_words() {
+            Some(ErrorKind::Pending) => (ErrorKind::Pending, "the operation is not approved yet"),
+            Some(ErrorKind::Rejected) => (ErrorKind::Rejected, "the operation was rejected"),
+            Some(ErrorKind::Expired) => (ErrorKind::Expired, "the operation has expired"),
+            Some(ErrorKind::Exhausted) => (
+                ErrorKind::Exhausted,
+                "every permitted use of the key in this operation is spent",
+            ),
+            _ if status == 403 => (ErrorKind::Forbidden, "the server does not allow this"),
+            _ => (ErrorKind::BadResponse, "the server reported a conflict"),
+        },
+        (404, _) => (ErrorKind::NotFound, "the server does not know it"),
+        (500..=599, _) => (ErrorKind::Network, "the server failed"),
+        _ => (
+            ErrorKind::BadResponse,
+            "the server sent an unexpected reply",
+        ),
+    };
+    Error::new(kind, message)
+        .with_server(status, code, Some(detail))
+        .with_retry_after(retry_after)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +469,79 @@ mod tests {
         assert_eq!(s.chars().count(), 11);
         assert!(s.ends_with('…'));
         assert_eq!(sanitize_server_text("  \t ", 10), "");
+    }
+}
+
+#[cfg(test)]
+mod reply_tests {
+    use super::*;
+
+    #[test]
+    fn status_and_code_mapping() {
+        let cases: &[(u16, &str, ErrorKind)] = &[
+            (
+                409,
+                r#"{"error":"operation_pending","message":"waiting"}"#,
+                ErrorKind::Pending,
+            ),
+            (
+                409,
+                r#"{"error":"operation_rejected","message":"no"}"#,
+                ErrorKind::Rejected,
+            ),
+            (
+                409,
+                r#"{"error":"operation_expired","message":"late"}"#,
+                ErrorKind::Expired,
+            ),
+            (
+                409,
+                r#"{"error":"usage_exhausted","message":"spent"}"#,
+                ErrorKind::Exhausted,
+            ),
+            (
+                403,
+                r#"{"error":"key_not_in_operation","message":"x"}"#,
+                ErrorKind::Forbidden,
+            ),
+            (
+                403,
+                r#"{"error":"forbidden","message":"role"}"#,
+                ErrorKind::Forbidden,
+            ),
+            (
+                400,
+                r#"{"error":"invalid_request","message":"bad hex"}"#,
+                ErrorKind::InvalidInput,
+            ),
+            (401, r#"{"error":"unauthorized"}"#, ErrorKind::Auth),
+            (404, r#"{"error":"not_found"}"#, ErrorKind::NotFound),
+            (429, r#"{"error":"rate_limited"}"#, ErrorKind::RateLimited),
+            (503, "Service Unavailable", ErrorKind::Network),
+            (418, "teapot", ErrorKind::BadResponse),
+            // A server without the extension codes: words decide.
+            (403, "Operation has not been approved", ErrorKind::Pending),
+            (409, "operation expired", ErrorKind::Expired),
+            (409, "max usage count reached", ErrorKind::Exhausted),
+            (403, "rejected by approver", ErrorKind::Rejected),
+        ];
+        for (status, body, kind) in cases {
+            let e = from_server_reply(*status, body.as_bytes(), None);
+            assert_eq!(e.kind(), *kind, "{status} {body}");
+            assert_eq!(e.http_status(), Some(*status));
+        }
+    }
+
+    #[test]
+    fn server_text_is_sanitised_and_bounded() {
+        let body = format!("<html>\x1b[2J{}</html>", "A".repeat(10_000));
+        let e = from_server_reply(500, body.as_bytes(), None);
+        let s = e.to_string();
+        assert!(!s.contains('\x1b'));
+        assert!(s.len() < 1000, "{}", s.len());
+        let e = from_server_reply(429, b"{}", Some(std::time::Duration::from_secs(2)));
+        assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(2)));
+        let e = from_server_reply(400, &[0xff, 0xfe, b'x'], None);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
     }
 }

@@ -8,15 +8,18 @@
 //!
 //! Nothing here writes to stdout, links OpenSSL, or logs a secret.
 
+pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod duration;
 pub mod error;
 pub mod hash;
+pub mod http;
 pub mod keys;
 pub mod logging;
 pub mod operation;
 pub mod sign;
+pub mod token;
 pub mod verify;
 
 pub use client::Client;

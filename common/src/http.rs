@@ -1,0 +1,552 @@
+//! The HTTPS transport: reqwest + rustls (ring), driven without background threads, fork-aware,
+//! with bounded bodies and only-safe retries.
+//!
+//! Why this shape:
+//! - The library is loaded into foreign processes (openssl, pkcs11-tool, Java...). A
+//!   current-thread tokio runtime owned by the client and driven by `block_on` from the calling
+//!   thread means no thread of ours ever runs after a call returns, so `C_Finalize`, `dlclose` and
+//!   exit cannot race with our code. Many threads may `block_on` the same current-thread runtime
+//!   at once; tokio hands the driver between them.
+//! - DNS uses a resolver that runs `getaddrinfo` inline instead of tokio's blocking pool (which
+//!   would start threads).
+//! - After `fork()` the child must not touch the parent's sockets or runtime: the pid is recorded
+//!   and a child builds fresh ones, leaking (never dropping) the parent's, because dropping would
+//!   shut down connections the parent still uses.
+
+use std::io::Read as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::Method;
+
+use crate::config::{Config, KSC_CA_FILE};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Largest response body accepted; KeyServer replies are a few KiB (the key list grows with the
+/// number of certificates). A larger one is a broken or hostile server.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Attempts for a retryable request (first try included).
+const MAX_ATTEMPTS: u32 = 5;
+/// First backoff delay; doubles per attempt.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// Longest single backoff delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(4);
+/// Longest `Retry-After` we honour by sleeping; longer ones are reported as rate limiting.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+
+/// Which failures a request may be retried after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Repeating it has no extra effect (GET, token, a sign order with a server-side requestid):
+    /// retry connect errors, broken connections, timeouts, 5xx and 429.
+    Idempotent,
+    /// Repeating it could act twice (create operation, sign order on a server without requestid):
+    /// retry only when the request provably never reached the server (connect/TLS failure, 429).
+    NotSentOnly,
+}
+
+/// An HTTP request to send.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: reqwest::Url,
+    /// `Authorization` header value (never logged).
+    pub authorization: Option<String>,
+    /// Body and its content type.
+    pub body: Option<(Vec<u8>, &'static str)>,
+}
+
+/// A received response (body already read and bounded).
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Parsed `Retry-After`.
+    pub retry_after: Option<Duration>,
+}
+
+/// One failed attempt: was the request possibly seen by the server?
+struct Failure {
+    error: Error,
+    maybe_sent: bool,
+    retryable: bool,
+}
+
+struct Engine {
+    pid: u32,
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+/// The lazily created, fork-aware HTTP engine.
+pub struct Http {
+    timeout: Duration,
+    ca_file: Option<std::path::PathBuf>,
+    engine: Mutex<Option<Arc<Engine>>>,
+}
+
+impl Http {
+    /// No I/O: the runtime and connections are created on the first request.
+    pub fn new(config: &Config) -> Http {
+        Http {
+            timeout: config.http_timeout,
+            ca_file: config.ca_file.clone(),
+            engine: Mutex::new(None),
+        }
+    }
+
+    fn engine(&self) -> Result<Arc<Engine>> {
+        let pid = std::process::id();
+        let mut guard = self
+            .engine
+            .lock()
+            .map_err(|_| Error::internal("HTTP engine lock poisoned"))?;
+        if let Some(e) = guard.as_ref() {
+            if e.pid == pid {
+                return Ok(e.clone());
+            }
+            // Forked child: the parent's runtime and sockets are not ours. Leak them: dropping
+            // would close file descriptors shared with the parent and join threads that do not
+            // exist in this process.
+            if let Some(old) = guard.take() {
+                log::debug!("fork detected (pid {} -> {pid}): new HTTP client", old.pid);
+                std::mem::forget(old);
+            }
+        }
+        let engine = Arc::new(self.build_engine(pid)?);
+        *guard = Some(engine.clone());
+        Ok(engine)
+    }
+
+    fn build_engine(&self, pid: u32) -> Result<Engine> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::internal(format!("cannot create the I/O runtime: {e}")))?;
+        let tls = tls_config(self.ca_file.as_deref())?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(16)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(InlineResolver))
+            .user_agent(concat!("ks-common/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal(format!("cannot create the HTTPS client: {e}")))?;
+        Ok(Engine {
+            pid,
+            runtime,
+            client,
+        })
+    }
+
+    /// Sends `req`, retrying per `policy` with exponential backoff and `Retry-After`. Returns
+    /// the last response for any HTTP status (the caller maps error statuses), or a
+    /// [`ErrorKind::Network`] error.
+    pub fn execute(&self, req: &Request, policy: RetryPolicy) -> Result<Response> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome = self.send_once(req);
+            let last = attempt >= MAX_ATTEMPTS;
+            let delay = match &outcome {
+                Ok(resp) => {
+                    let retry_status = resp.status == 429
+                        || (policy == RetryPolicy::Idempotent
+                            && matches!(resp.status, 500 | 502 | 503 | 504));
+                    if !retry_status || last {
+                        return outcome.map_err(|f| f.error);
+                    }
+                    match resp.retry_after {
+                        Some(ra) if ra > RETRY_AFTER_MAX => return outcome.map_err(|f| f.error),
+                        Some(ra) => ra,
+                        None => backoff(attempt),
+                    }
+                }
+                Err(f) => {
+                    let may_retry =
+                        f.retryable && (policy == RetryPolicy::Idempotent || !f.maybe_sent);
+                    if !may_retry || last {
+                        return outcome.map_err(|f| f.error);
+                    }
+                    backoff(attempt)
+                }
+            };
+            match &outcome {
+                Ok(r) => log::info!(
+                    "{} {}: HTTP {}, retrying in {:?} (attempt {attempt}/{MAX_ATTEMPTS})",
+                    req.method,
+                    req.url.path(),
+                    r.status,
+                    delay
+                ),
+                Err(f) => log::info!(
+                    "{} {}: {}, retrying in {:?} (attempt {attempt}/{MAX_ATTEMPTS})",
+                    req.method,
+                    req.url.path(),
+                    f.error.message(),
+                    delay
+                ),
+            }
+            // Sleep outside the runtime: other threads keep driving it meanwhile.
+            std::thread::sleep(delay);
+        }
+    }
+
+    fn send_once(&self, req: &Request) -> std::result::Result<Response, Failure> {
+        let engine = self.engine().map_err(|error| Failure {
+            error,
+            maybe_sent: false,
+            retryable: false,
+        })?;
+        let mut builder = engine.client.request(req.method.clone(), req.url.clone());
+        if let Some(auth) = &req.authorization {
+            builder = builder.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        if let Some((body, ctype)) = &req.body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, *ctype)
+                .body(body.clone());
+        }
+        builder = builder.header(reqwest::header::ACCEPT, "application/json");
+        let fut = async move {
+            let resp = builder.send().await.map_err(classify)?;
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let body = read_bounded(resp).await?;
+            Ok(Response {
+                status,
+                body,
+                retry_after,
+            })
+        };
+        block_on(&engine.runtime, fut)
+    }
+}
+
+/// Runs `fut` on the client's runtime from the calling thread. If the caller is itself inside
+/// a tokio runtime (an async host), nesting `block_on` would panic, so the call moves to a
+/// scoped thread that ends before this returns.
+fn block_on<F: std::future::Future + Send>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output
+where
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| match s.spawn(|| rt.block_on(fut)).join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        })
+    } else {
+        rt.block_on(fut)
+    }
+}
+
+async fn read_bounded(mut resp: reqwest::Response) -> std::result::Result<Vec<u8>, Failure> {
+    if let Some(len) = resp.content_length() {
+        if len > MAX_BODY as u64 {
+            return Err(too_large());
+        }
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn too_large() -> Failure {
+    Failure {
+        error: Error::bad_response(format!(
+            "the server's reply is larger than {} MiB",
+            MAX_BODY / (1024 * 1024)
+        )),
+        maybe_sent: true,
+        retryable: false,
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = BACKOFF_BASE.saturating_mul(1 << (attempt - 1).min(8));
+    let base = base.min(BACKOFF_MAX);
+    // Jitter (0–25%) so many clients retrying together do not stay in lockstep; the subsecond
+    // clock is random enough for this and needs no RNG dependency.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}
+
+/// `Retry-After: <seconds>` or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    httpdate::parse_http_date(v).ok().map(|t| {
+        t.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    })
+}
+
+/// Maps a reqwest error to our error and whether the server may have seen the request.
+fn classify(e: reqwest::Error) -> Failure {
+    let chain = error_chain_text(&e);
+    if e.is_connect() {
+        // The connector failed: TCP connect, or the TLS handshake. No request bytes were sent.
+        let tls = is_certificate_error(&e, &chain);
+        let message = if tls {
+            format!("TLS certificate verification failed ({chain})")
+        } else {
+            format!("cannot connect to the server ({chain})")
+        };
+        let mut error = Error::new(ErrorKind::Network, message).with_source(e);
+        if tls {
+            error = error.with_remedy(format!(
+                "point {KSC_CA_FILE} at the PEM CA that issued the server's certificate"
+            ));
+        }
+        return Failure {
+            error,
+            maybe_sent: false,
+            retryable: !tls,
+        };
+    }
+    let message = if e.is_timeout() {
+        format!("the server did not answer in time ({chain})")
+    } else {
+        format!("the connection failed ({chain})")
+    };
+    let remedy = if e.is_timeout() {
+        "retry, or raise KSC_HTTP_CLIENT_TIMEOUT"
+    } else {
+        "check the network and the server, then retry"
+    };
+    Failure {
+        error: Error::new(ErrorKind::Network, message)
+            .with_remedy(remedy)
+            .with_source(e),
+        maybe_sent: true,
+        retryable: true,
+    }
+}
+
+fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    // URLs in reqwest errors carry no secrets (tokens travel in headers), but keep it short.
+    crate::error::sanitize_server_text(&parts.join(": "), 400)
+}
+
+fn is_certificate_error(e: &(dyn std::error::Error + 'static), chain: &str) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return matches!(r, rustls::Error::InvalidCertificate(_));
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if let Some(rustls::Error::InvalidCertificate(_)) =
+                    inner.downcast_ref::<rustls::Error>()
+                {
+                    return true;
+                }
+            }
+        }
+        cur = err.source();
+    }
+    chain.contains("invalid peer certificate")
+}
+
+/// rustls with the ring provider, TLS 1.2 and 1.3, system roots plus `KSC_CA_FILE`.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    log::debug!("{added} system trust anchors");
+    if let Some(path) = ca_file {
+        use rustls_pki_types::pem::PemObject;
+        let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| {
+                Error::config(KSC_CA_FILE, format!("cannot read {}: {e}", path.display()))
+            })?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| {
+                Error::config(KSC_CA_FILE, format!("{} is not PEM: {e}", path.display()))
+            })?;
+        if certs.is_empty() {
+            return Err(Error::config(
+                KSC_CA_FILE,
+                format!("{} contains no PEM certificate", path.display()),
+            ));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| {
+                Error::config(
+                    KSC_CA_FILE,
+                    format!("{}: unusable certificate: {e}", path.display()),
+                )
+            })?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(Error::config(
+            KSC_CA_FILE,
+            "no trust anchors: the system has no CA certificates and KSC_CA_FILE is not set",
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+/// Resolves host names with the system resolver on the calling thread (see the module docs).
+struct InlineResolver;
+
+impl Resolve for InlineResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = (host.as_str(), 0)
+                .to_socket_addrs()
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?
+                .collect();
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Joins a base URL (`https://host:8200` or `https://host/prefix/`) and path segments, each
+/// percent-encoded (an operation id can never escape its segment).
+pub fn join_url(base: &str, segments: &[&str]) -> Result<reqwest::Url> {
+    let mut url = reqwest::Url::parse(base)
+        .map_err(|e| Error::new(ErrorKind::Config, format!("{base:?} is not a URL: {e}")))?;
+    {
+        let mut path = url
+            .path_segments_mut()
+            .map_err(|_| Error::new(ErrorKind::Config, format!("{base:?} cannot be a base URL")))?;
+        path.pop_if_empty();
+        for s in segments {
+            path.push(s);
+        }
+    }
+    Ok(url)
+}
+
+/// Reads a file fully but refuses more than `max` bytes (used by `ksc` for inputs).
+pub fn read_file_bounded(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let f = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    f.take(max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_joining() {
+        let u = join_url("https://ks:8200", &["api", "keys"]).unwrap();
+        assert_eq!(u.as_str(), "https://ks:8200/api/keys");
+        let u = join_url("https://ks:8200/", &["api", "keys"]).unwrap();
+        assert_eq!(u.as_str(), "https://ks:8200/api/keys");
+        let u = join_url("https://ks/prefix/", &["api", "operations", "4 2/../x?y"]).unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://ks/prefix/api/operations/4%202%2F..%2Fx%3Fy"
+        );
+        let u = join_url("https://ks/prefix", &["api"]).unwrap();
+        assert_eq!(u.as_str(), "https://ks/prefix/api");
+        assert!(join_url("not a url", &["api"]).is_err());
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) >= BACKOFF_BASE && backoff(1) < BACKOFF_BASE * 2);
+        assert!(backoff(3) >= BACKOFF_BASE * 4);
+        assert!(backoff(30) <= BACKOFF_MAX + BACKOFF_MAX / 4);
+    }
+
+    #[test]
+    fn bad_ca_file_is_config_error() {
+        let e = tls_config(Some(std::path::Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains(KSC_CA_FILE));
+        let dir = std::env::temp_dir().join(format!("ks-http-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("empty.pem");
+        std::fs::write(&f, "nothing here").unwrap();
+        let e = tls_config(Some(&f)).unwrap_err();
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn connection_refused_is_network_error_without_threads() {
+        // Bind then drop a listener to get a port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = Config {
+            http_timeout: Duration::from_secs(2),
+            ca_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa2048.pem").into()),
+            ..Config::default()
+        };
+        let http = Http::new(&cfg);
+        let req = Request {
+            method: Method::GET,
+            url: join_url(&format!("https://127.0.0.1:{port}"), &["api", "keys"]).unwrap(),
+            authorization: None,
+            body: None,
+        };
+        let e = http.execute(&req, RetryPolicy::NotSentOnly).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Network);
+        assert!(e.to_string().contains("cannot connect"), "{e}");
+    }
+}
