@@ -5,7 +5,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -175,6 +175,11 @@ async fn route(app: &Arc<App>, listener: Listener, req: Request<Incoming>) -> Ap
     }
 }
 
+/// How much of an oversized body is read and discarded before refusing it:
+/// closing a connection with unread data makes the kernel send a reset that
+/// can destroy the 400 before the client reads it.
+const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+
 /// Reads the body within the size limit.
 async fn read_body(app: &App, req: Request<Incoming>) -> ApiResult<Bytes> {
     let too_big = || {
@@ -183,21 +188,36 @@ async fn read_body(app: &App, req: Request<Incoming>) -> ApiResult<Bytes> {
             app.max_body
         ))
     };
-    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
-        let n: usize = len
-            .to_str()
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ApiError::invalid("bad Content-Length"))?;
-        if n > app.max_body {
-            return Err(too_big());
+    let declared = match req.headers().get(CONTENT_LENGTH) {
+        Some(len) => Some(
+            len.to_str()
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+                .ok_or_else(|| ApiError::invalid("bad Content-Length"))?,
+        ),
+        None => None,
+    };
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return Err(too_big());
+    }
+    let mut body = req.into_body();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::invalid(format!("cannot read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= app.max_body {
+                buf.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
         }
     }
-    Limited::new(req.into_body(), app.max_body)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|_| too_big())
+    if total > app.max_body {
+        return Err(too_big());
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn require_json(req: &Request<Incoming>) -> ApiResult<()> {
