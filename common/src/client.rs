@@ -451,6 +451,8 @@ impl Client {
                         "still not approved after {} ({})",
                         format_duration(timeout),
                         st.summary()
+                            .strip_prefix(&format!("operation {}: ", st.id))
+                            .unwrap_or(&st.summary())
                     ),
                 )
                 .with_operation(id));

@@ -286,8 +286,21 @@ fn check_url(var: &str, value: &str) -> Result<String> {
             format!("{value:?} must start with https://"),
         ));
     }
-    if url.host_str().is_none() {
+    let Some(host) = url.host() else {
         return Err(Error::config(var, format!("{value:?} has no host")));
+    };
+    // Plain http would send the bearer token in clear; it is allowed only to this machine
+    // (a local proxy or test fake), never across a network.
+    let loopback = match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => a.is_loopback(),
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err(Error::config(
+            var,
+            format!("{value:?} uses plain http; use https:// (http is only allowed to localhost)"),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::config(
@@ -466,6 +479,7 @@ mod tests {
             (KSC_APPROVAL_TIMEOUT, "-1s"),
             (KSC_API_SERVER, "keyserver:8200"),
             (KSC_API_SERVER, "ftp://x"),
+            (KSC_API_SERVER, "http://keyserver.example:8200"),
             (KSC_AUTH_SERVER, "https://a/?q=1"),
             (KSC_ID_TOKEN, "abc def"),
             (KSC_OPERATION_ID, "null"),
@@ -476,6 +490,13 @@ mod tests {
             let e = Config::resolve(&Settings::new(), &s(&[(k, v)])).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{k}={v}");
             assert!(e.to_string().contains(k), "{k}={v}: {e}");
+        }
+        for ok in [
+            "http://127.0.0.1:8200",
+            "http://localhost:1/",
+            "https://ks.example:8200/base/",
+        ] {
+            Config::resolve(&Settings::new(), &s(&[(KSC_API_SERVER, ok)])).unwrap();
         }
         let e = Config::resolve(&s(&[("KSC_BOGUS", "1")]), &Settings::new()).unwrap_err();
         assert!(e.to_string().contains("KSC_BOGUS"));

@@ -1,2 +1,673 @@
-//! `ksc`: the KeyServer pipeline steps from the command line.
-fn main() {}
+//! `ksc`: the KeyServer pipeline steps from the command line (token, keys, certificates,
+//! operations, approval, signing and verification) without curl or jq.
+//!
+//! Results go to stdout (plain, or JSON with `--json`); messages and progress go to stderr.
+//! Exit codes are documented in `ksc --help` and stable for scripts.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+use ks_common::duration::{format_duration, parse_duration};
+use ks_common::error::{Error, ErrorKind};
+use ks_common::hash::{HashAlg, Hasher};
+use ks_common::keys::{KeyEntry, PublicKey};
+use ks_common::operation::{OperationSpec, OperationStatus};
+use ks_common::sign::{EcdsaFormat, SignRequest};
+use ks_common::{Client, Config, Settings};
+
+/// `println!` that ends quietly when stdout is closed (`ksc keys | head -1`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+   0  success
+   1  other error (bad server reply, unsupported, internal)
+   2  usage error (bad command line)
+   3  configuration error (missing or invalid KSC_* setting)
+   4  authentication or permission error (token refused, role not allowed)
+   5  network error (server unreachable, timeout, rate limited, server failure)
+   6  key or operation not found
+   7  invalid input (digest length, key type, padding)
+  10  operation pending approval
+  11  operation rejected
+  12  operation expired
+  13  operation exhausted (every permitted use spent)
+  20  signature verification failed
+
+Environment: KSC_API_SERVER, KSC_ID_TOKEN or KSC_AUTH_SERVER + KSC_CLIENT_ID + KSC_CLIENT_SECRET,
+KSC_OPERATION_ID, KSC_OPERATION_DESCRIPTION, KSC_CA_FILE, KSC_HTTP_CLIENT_TIMEOUT,
+KSC_APPROVAL_TIMEOUT, KSC_LOG, KSC_CONFIG.";
+
+const MAIN_EXAMPLES: &str = "\
+Examples (the tutorial's pipeline):
+  export KSC_API_SERVER=https://keyserver.example:8200 KSC_AUTH_SERVER=https://authserver.example:8300
+  export KSC_CLIENT_ID=orderer-client KSC_CLIENT_SECRET=...
+  export KSC_ID_TOKEN=$(ksc token)
+  eval \"$(ksc operation create --key key1=1 --key key4=1 --valid 60s \\
+             --description 'Building of firmware for XYZ development board' --export)\"
+  ksc operation wait --timeout 10m
+  ksc sign --key key1 --in firmware.bin --out firmware.sig
+  ksc verify --key key1 --in firmware.bin --sig firmware.sig";
+
+/// KeyServer remote signing from the command line.
+#[derive(Parser, Debug)]
+#[command(name = "ksc", version, about, after_help = format!("{MAIN_EXAMPLES}\n\n{EXIT_CODES}"))]
+struct Cli {
+    /// Print results as JSON on stdout (errors too).
+    #[arg(long, global = true)]
+    json: bool,
+    /// API server URL (overrides KSC_CONFIG; the environment still wins).
+    #[arg(long, global = true, value_name = "URL")]
+    api_server: Option<String>,
+    /// Config file (same as KSC_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a bearer token (KSC_ID_TOKEN, or a fresh one by client credentials).
+    #[command(after_help = "Example:\n  export KSC_ID_TOKEN=$(ksc token)")]
+    Token,
+    /// List the keys: id, algorithm, size or curve, approvers, certificate subject and expiry.
+    #[command(after_help = "Examples:\n  ksc keys\n  ksc keys --json | jq -r '.[].keyid'")]
+    Keys,
+    /// Write a key's certificate (PEM by default).
+    #[command(
+        after_help = "Examples:\n  ksc cert key1 -o key1.pem\n  ksc cert key1 --der -o key1.der\n  ksc cert key1 --pubkey -o key1.pub.pem"
+    )]
+    Cert {
+        /// Key id.
+        key: String,
+        /// DER instead of PEM.
+        #[arg(long, conflicts_with_all = ["pem", "pubkey"])]
+        der: bool,
+        /// PEM (the default).
+        #[arg(long)]
+        pem: bool,
+        /// The public key (PEM SubjectPublicKeyInfo) instead of the certificate.
+        #[arg(long)]
+        pubkey: bool,
+        /// Output file (default: stdout).
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Create an operation, show its status, wait for it, approve or reject it.
+    #[command(subcommand)]
+    Operation(OperationCmd),
+    /// Hash a file locally and sign the digest with a KeyServer key.
+    #[command(
+        after_help = "Examples:\n  ksc sign --key key1 --in fw.bin --out fw.sig                 # RSA PKCS#1 v1.5, SHA-256\n  ksc sign --key key3 --in fw.bin --out fw.sig --hash sha384 --pss\n  ksc sign --key key2 --in fw.bin --out fw.sig                 # ECDSA, DER signature\n\nVerify with openssl:\n  ksc cert key1 --pubkey -o key1.pub\n  openssl dgst -sha256 -verify key1.pub -signature fw.sig fw.bin\n  (PSS: add -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:-1)"
+    )]
+    Sign(SignArgs),
+    /// Verify a signature of a file locally with the key's certificate.
+    #[command(after_help = "Example:\n  ksc verify --key key1 --in fw.bin --sig fw.sig")]
+    Verify {
+        #[command(flatten)]
+        args: SignArgs,
+        /// Signature file.
+        #[arg(long, value_name = "FILE")]
+        sig: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SignArgs {
+    /// Key id.
+    #[arg(long)]
+    key: String,
+    /// Input file to hash (`-` for stdin).
+    #[arg(long = "in", value_name = "FILE")]
+    input: PathBuf,
+    /// Signature output file (sign only; `-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Hash algorithm.
+    #[arg(long, default_value = "sha256", value_parser = parse_hash)]
+    hash: HashAlg,
+    /// RSA-PSS instead of PKCS#1 v1.5 (MGF1 with the same hash).
+    #[arg(long)]
+    pss: bool,
+    /// PSS salt length in bytes (default: the hash length).
+    #[arg(long, requires = "pss")]
+    salt_len: Option<usize>,
+    /// ECDSA signature encoding.
+    #[arg(long, value_enum, default_value_t = SigFormat::Der)]
+    format: SigFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SigFormat {
+    /// DER ECDSA-Sig-Value (what openssl writes and reads).
+    Der,
+    /// r||s (PKCS#11 CKM_ECDSA).
+    P1363,
+}
+
+fn parse_hash(s: &str) -> Result<HashAlg, String> {
+    HashAlg::from_name(s).ok_or_else(|| format!("unknown hash {s:?} (sha256, sha384, sha512)"))
+}
+
+fn parse_key_use(s: &str) -> Result<(String, u32), String> {
+    let (k, n) = s.split_once('=').unwrap_or((s, "1"));
+    if k.is_empty() {
+        return Err("expected KEY=COUNT, e.g. key1=1".into());
+    }
+    let n: u32 = n
+        .parse()
+        .map_err(|_| format!("{n:?} is not a count (expected KEY=COUNT, e.g. key1=1)"))?;
+    if n == 0 {
+        return Err("the count must be at least 1".into());
+    }
+    Ok((k.to_string(), n))
+}
+
+fn parse_dur(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+#[derive(Subcommand, Debug)]
+enum OperationCmd {
+    /// Create an operation and print its id.
+    #[command(
+        after_help = "Examples:\n  ksc operation create --key key1=1 --key key4=1 --valid 60s --description 'Firmware XYZ'\n  eval \"$(ksc operation create --key key3=2 --valid 10m --description 'Release 1.2' --export)\"\n  ksc operation create --key key2=1 --valid 5m --description 'Nightly' --wait --timeout 4m"
+    )]
+    Create {
+        /// Key and number of uses, repeatable: --key key1=1 --key key4=2.
+        #[arg(long = "key", required = true, value_parser = parse_key_use, value_name = "KEY=COUNT")]
+        keys: Vec<(String, u32)>,
+        /// Validity of the whole sequence (approval and signing), Go syntax: 60s, 10m, 1h.
+        #[arg(long, default_value = "60s", value_parser = parse_dur)]
+        valid: Duration,
+        /// Shown to approvers (default: KSC_OPERATION_DESCRIPTION).
+        #[arg(long)]
+        description: Option<String>,
+        /// Wait for approval after creating.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits (default: the validity).
+        #[arg(long, value_parser = parse_dur, requires = "wait")]
+        timeout: Option<Duration>,
+        /// Print `export KSC_OPERATION_ID=...` for eval.
+        #[arg(long)]
+        export: bool,
+    },
+    /// Show an operation's status.
+    #[command(
+        after_help = "Examples:\n  ksc operation status 42\n  ksc operation status --json   # KSC_OPERATION_ID"
+    )]
+    Status {
+        /// Operation id (default: KSC_OPERATION_ID).
+        id: Option<String>,
+    },
+    /// Wait until an operation is approved (progress on stderr).
+    #[command(
+        after_help = "Examples:\n  ksc operation wait 42 --timeout 10m\n  ksc operation wait            # KSC_OPERATION_ID, up to KSC_APPROVAL_TIMEOUT or 10m"
+    )]
+    Wait {
+        /// Operation id (default: KSC_OPERATION_ID).
+        id: Option<String>,
+        /// Give up after this long (default: KSC_APPROVAL_TIMEOUT if set, else 10m).
+        #[arg(long, value_parser = parse_dur)]
+        timeout: Option<Duration>,
+    },
+    /// Approve an operation (as an approver identity; dev server extension API).
+    #[command(
+        after_help = "Example:\n  KSC_CLIENT_ID=approver-key3 KSC_CLIENT_SECRET=... ksc operation approve 42"
+    )]
+    Approve {
+        /// Operation id (default: KSC_OPERATION_ID).
+        id: Option<String>,
+    },
+    /// Reject an operation (final; dev server extension API).
+    #[command(after_help = "Example:\n  ksc operation reject 42")]
+    Reject {
+        /// Operation id (default: KSC_OPERATION_ID).
+        id: Option<String>,
+    },
+}
+
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Config => 3,
+        ErrorKind::Auth | ErrorKind::Forbidden => 4,
+        ErrorKind::Network | ErrorKind::RateLimited => 5,
+        ErrorKind::NotFound => 6,
+        ErrorKind::InvalidInput => 7,
+        ErrorKind::Pending => 10,
+        ErrorKind::Rejected => 11,
+        ErrorKind::Expired => 12,
+        ErrorKind::Exhausted => 13,
+        ErrorKind::VerificationFailed => 20,
+        ErrorKind::BadResponse | ErrorKind::Unsupported | ErrorKind::Internal => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json_out = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ksc: {e}");
+            if json_out {
+                let v = json!({
+                    "error": e.kind().name(),
+                    "message": e.to_string(),
+                    "keyid": e.keyid(),
+                    "operation": e.operation(),
+                });
+                outln!("{v}");
+            }
+            ExitCode::from(exit_code(e.kind()))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let mut overrides = Settings::new();
+    if let Some(a) = &cli.api_server {
+        overrides.insert("KSC_API_SERVER".into(), a.clone());
+    }
+    if let Some(c) = &cli.config {
+        overrides.insert("KSC_CONFIG".into(), c.display().to_string());
+    }
+    let config = Config::load(&overrides)?;
+    ks_common::logging::init(&config);
+    let client = Client::new(config);
+    let json_out = cli.json;
+    match cli.command {
+        Command::Token => {
+            let t = client.token()?;
+            if json_out {
+                outln!("{}", json!({ "access_token": t }));
+            } else {
+                outln!("{t}");
+            }
+        }
+        Command::Keys => keys(&client, json_out)?,
+        Command::Cert {
+            key,
+            der,
+            pem: _,
+            pubkey,
+            out,
+        } => {
+            let k = client.key(&key)?;
+            let bytes = if der {
+                k.certificate_der.clone()
+            } else if pubkey {
+                k.public_key_pem().into_bytes()
+            } else {
+                k.certificate_pem().into_bytes()
+            };
+            write_output(out.as_deref(), &bytes)?;
+        }
+        Command::Operation(op) => operation(&client, op, json_out)?,
+        Command::Sign(args) => {
+            let out = args
+                .out
+                .clone()
+                .ok_or_else(|| Error::invalid_input("--out FILE is required for sign"))?;
+            let entry = client.key(&args.key)?;
+            let request = build_request(&entry, &args)?;
+            let sig = client.sign(&args.key, &request)?;
+            write_output(Some(&out), &sig)?;
+            if json_out {
+                outln!(
+                    "{}",
+                    json!({"keyid": args.key, "operation": client.config().operation_id,
+                           "mechanism": request.describe(), "signature": hex::encode(&sig),
+                           "out": out.display().to_string()})
+                );
+            } else if out != Path::new("-") {
+                eprintln!(
+                    "ksc: signed {} with {} ({}), {} bytes -> {}",
+                    args.input.display(),
+                    args.key,
+                    request.describe(),
+                    sig.len(),
+                    out.display()
+                );
+            }
+        }
+        Command::Verify { args, sig } => {
+            let entry = client.key(&args.key)?;
+            let request = build_request(&entry, &args)?;
+            let sig = read_input(&sig)?;
+            ks_common::verify::verify(&entry.public_key, &request, &sig)
+                .map_err(|e| e.with_key(&args.key))?;
+            if json_out {
+                outln!("{}", json!({"keyid": args.key, "verified": true}));
+            } else {
+                outln!("Verified OK");
+            }
+        }
+    }
+    Ok(())
+}
+
+const MAX_INPUT: u64 = 1 << 40;
+
+fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| Error::invalid_input(format!("cannot read stdin: {e}")))?;
+        return Ok(buf);
+    }
+    ks_common::http::read_file_bounded(path, MAX_INPUT)
+        .map_err(|e| Error::invalid_input(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Hashes the input (streaming, so large firmware images are fine) and builds the request.
+fn build_request(entry: &KeyEntry, args: &SignArgs) -> Result<SignRequest, Error> {
+    let mut hasher = Hasher::new(args.hash);
+    let mut reader: Box<dyn std::io::Read> = if args.input == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(&args.input).map_err(|e| {
+            Error::invalid_input(format!("cannot read {}: {e}", args.input.display()))
+        })?)
+    };
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| {
+            Error::invalid_input(format!("cannot read {}: {e}", args.input.display()))
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let digest = hasher.finalize();
+    Ok(match &entry.public_key {
+        PublicKey::Rsa { .. } if args.pss => SignRequest::RsaPss {
+            hash: args.hash,
+            salt_len: args.salt_len.unwrap_or(args.hash.output_len()),
+            digest,
+        },
+        PublicKey::Rsa { .. } => SignRequest::RsaPkcs1 {
+            hash: args.hash,
+            digest,
+        },
+        PublicKey::Ec { .. } => {
+            if args.pss {
+                return Err(Error::invalid_input("--pss needs an RSA key").with_key(&entry.keyid));
+            }
+            SignRequest::Ecdsa {
+                digest,
+                format: match args.format {
+                    SigFormat::Der => EcdsaFormat::Der,
+                    SigFormat::P1363 => EcdsaFormat::P1363,
+                },
+            }
+        }
+    })
+}
+
+use std::io::Read as _;
+
+fn write_output(out: Option<&Path>, bytes: &[u8]) -> Result<(), Error> {
+    let io_err =
+        |e: std::io::Error, what: &str| Error::invalid_input(format!("cannot write {what}: {e}"));
+    match out {
+        None => std::io::stdout()
+            .write_all(bytes)
+            .map_err(|e| io_err(e, "stdout")),
+        Some(p) if p == Path::new("-") => std::io::stdout()
+            .write_all(bytes)
+            .map_err(|e| io_err(e, "stdout")),
+        Some(p) => std::fs::write(p, bytes).map_err(|e| io_err(e, &p.display().to_string())),
+    }
+}
+
+fn keys(client: &Client, json_out: bool) -> Result<(), Error> {
+    let keys = client.keys()?;
+    if json_out {
+        let list: Vec<Value> = keys
+            .iter()
+            .map(|k| {
+                json!({
+                    "keyid": k.keyid,
+                    "keyinfo": k.keyinfo,
+                    "type": k.public_key.type_name(),
+                    "algorithm": k.algorithm.clone().unwrap_or_else(|| k.public_key.algorithm_name()),
+                    "bits": k.public_key.bits(),
+                    "curve": match &k.public_key { PublicKey::Ec { curve, .. } => Some(curve.name()), _ => None },
+                    "approvers": k.approvers,
+                    "subject": k.subject_string(),
+                    "not_after": unix(k.not_after),
+                })
+            })
+            .collect();
+        outln!("{}", Value::Array(list));
+        return Ok(());
+    }
+    let rows: Vec<[String; 5]> = keys
+        .iter()
+        .map(|k| {
+            let size = match &k.public_key {
+                PublicKey::Rsa { .. } => format!("{} bits", k.public_key.bits()),
+                PublicKey::Ec { curve, .. } => curve.name().to_string(),
+            };
+            [
+                k.keyid.clone(),
+                k.algorithm
+                    .clone()
+                    .unwrap_or_else(|| k.public_key.algorithm_name()),
+                size,
+                k.approvers
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                format!("{}  (expires {})", k.subject_string(), date(k.not_after)),
+            ]
+        })
+        .collect();
+    let header = ["KEYID", "ALGORITHM", "SIZE", "APPROVERS", "SUBJECT"];
+    let mut width = header.map(|h| h.len());
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 4 {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    outln!("{}", line(header));
+    for r in &rows {
+        outln!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    }
+    Ok(())
+}
+
+fn unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DD` (UTC) for the key table.
+fn date(t: std::time::SystemTime) -> String {
+    let days = (unix(t) / 86400) as i64;
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn op_id(client: &Client, id: Option<String>) -> Result<String, Error> {
+    match id {
+        Some(i) => Ok(i),
+        None => Ok(client.config().require_operation_id()?.to_string()),
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn print_status(st: &OperationStatus, json_out: bool) {
+    if json_out {
+        outln!("{}", st.raw);
+        return;
+    }
+    outln!("operation {}: {}", st.id, st.state);
+    if let Some(d) = &st.description {
+        outln!("  description: {d}");
+    }
+    if let Some(c) = &st.created_by {
+        outln!("  created by:  {c}");
+    }
+    if let Some(left) = st.expires_in() {
+        outln!("  expires in:  {}", format_duration(left));
+    }
+    for k in &st.keys {
+        let uses = match (k.usage_count, k.max_usage) {
+            (Some(u), Some(m)) => format!("{u} of {m} uses"),
+            (None, Some(m)) => format!("{m} uses"),
+            _ => String::new(),
+        };
+        let appr = match k.required_approvals {
+            Some(r) => format!(
+                ", {} of {r} approvals{}",
+                k.approved_by.len(),
+                if k.approved_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", k.approved_by.join(", "))
+                }
+            ),
+            None => String::new(),
+        };
+        outln!("  {}: {uses}{appr}", k.keyid);
+    }
+    if !st.rejected_by.is_empty() {
+        outln!("  rejected by: {}", st.rejected_by.join(", "));
+    }
+}
+
+/// Progress while waiting: a rewritten line on a terminal, a plain line per change otherwise.
+fn progress_printer() -> impl FnMut(&OperationStatus) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last = String::new();
+    move |st: &OperationStatus| {
+        let s = st.summary();
+        if tty {
+            eprint!("\r\x1b[2K{s}");
+            let _ = std::io::stderr().flush();
+        } else {
+            // Compare without the countdown so a plain log gets one line per real change.
+            let key = s.split(", expires in").next().unwrap_or(&s).to_string();
+            if key != last {
+                eprintln!("{s}");
+                last = key;
+            }
+        }
+    }
+}
+
+fn wait(client: &Client, id: &str, timeout: Duration) -> Result<OperationStatus, Error> {
+    let mut p = progress_printer();
+    let r = client.wait_for_approval(id, timeout, &mut p);
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    r
+}
+
+fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), Error> {
+    match cmd {
+        OperationCmd::Create {
+            keys,
+            valid,
+            description,
+            wait: do_wait,
+            timeout,
+            export,
+        } => {
+            let spec = OperationSpec {
+                valid,
+                description: description
+                    .unwrap_or_else(|| client.config().operation_description.clone()),
+                keys,
+            };
+            let id = client.create_operation(&spec)?;
+            if do_wait {
+                wait(client, &id, timeout.unwrap_or(valid))?;
+            }
+            if export {
+                outln!("export KSC_OPERATION_ID={}", shell_quote(&id));
+            } else if json_out {
+                outln!("{}", json!({ "id": id }));
+            } else {
+                outln!("{id}");
+            }
+        }
+        OperationCmd::Status { id } => {
+            let id = op_id(client, id)?;
+            print_status(&client.operation(&id)?, json_out);
+        }
+        OperationCmd::Wait { id, timeout } => {
+            let id = op_id(client, id)?;
+            let cfg = client.config().approval_timeout;
+            let timeout = timeout.unwrap_or(if cfg.is_zero() {
+                Duration::from_secs(600)
+            } else {
+                cfg
+            });
+            let st = wait(client, &id, timeout)?;
+            if json_out {
+                outln!("{}", st.raw);
+            } else {
+                outln!("operation {id}: approved");
+            }
+        }
+        OperationCmd::Approve { id } => {
+            let id = op_id(client, id)?;
+            print_status(&client.approve(&id)?, json_out);
+        }
+        OperationCmd::Reject { id } => {
+            let id = op_id(client, id)?;
+            print_status(&client.reject(&id)?, json_out);
+        }
+    }
+    Ok(())
+}
