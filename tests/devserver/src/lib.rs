@@ -7,6 +7,8 @@
 //! and [`signorders`] (the rules), [`store`] and [`audit`] (durable state),
 //! [`faults`], [`stats`], [`api`] (routing) and [`server`] (listeners).
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod audit;
 pub mod certs;

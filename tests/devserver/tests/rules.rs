@@ -389,3 +389,44 @@ fn own_tokens_expire() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn concurrent_sign_orders_never_exceed_the_usage_count() {
+    let s = DevServer::start();
+    let op = s.create_operation("orderer-client", &[("key2", 12)], 60_000);
+    s.approve("approver-key2", &op);
+    let token = s.token("orderer-client");
+    let results: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|t| {
+                let (s, op, token) = (&s, &op, &token);
+                scope.spawn(move || {
+                    (0..4)
+                        .map(|i| {
+                            let body = sign_body(
+                                op,
+                                "key2",
+                                &hash("sha256", format!("{t}-{i}").as_bytes()),
+                                "none",
+                                "p1363",
+                            );
+                            s.api_request("POST", "/api/signorders", Some(token), Some(&body))
+                                .status
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(results.iter().filter(|&&c| c == 201).count(), 12);
+    assert_eq!(results.iter().filter(|&&c| c == 409).count(), 12);
+    assert_eq!(
+        s.operation(&op)["keyusagerestrictions"][0]["usagecount"],
+        12
+    );
+    assert_eq!(s.stats()["signorders"], 12);
+}
