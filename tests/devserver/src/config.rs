@@ -35,13 +35,16 @@ pub struct Options {
     pub allow_non_loopback: bool,
     /// Injected faults (all off by default).
     pub faults: FaultConfig,
+    /// Exit when stdin reaches end of file (the test harness holds the other
+    /// end, so a server never outlives the test process that started it).
+    pub watch_stdin: bool,
 }
 
 /// The usage text for `--help` and for argument errors.
 pub const USAGE: &str = "usage: ks-devserver [--data-dir DIR] [--config FILE.toml] \
 [--auth-listen 127.0.0.1:8300] [--api-listen 127.0.0.1:8200] [--ready-file FILE] \
 [--token-lifetime 1h] [--key-cache DIR] [--allow-non-loopback] [--fault-latency 50ms] \
-[--fault-5xx 0.2] [--fault-429 0.1] [--fault-drop 0.1]";
+[--fault-5xx 0.2] [--fault-429 0.1] [--fault-drop 0.1] [--watch-stdin]";
 
 impl Default for Options {
     fn default() -> Self {
@@ -55,6 +58,7 @@ impl Default for Options {
             key_cache: None,
             allow_non_loopback: false,
             faults: FaultConfig::default(),
+            watch_stdin: false,
         }
     }
 }
@@ -113,6 +117,7 @@ impl Options {
                 }
                 "--key-cache" => o.key_cache = Some(PathBuf::from(value(&flag)?)),
                 "--allow-non-loopback" => o.allow_non_loopback = true,
+                "--watch-stdin" => o.watch_stdin = true,
                 "--fault-latency" => {
                     let v = value(&flag)?;
                     o.faults.latency =

@@ -147,6 +147,17 @@ pub async fn run(opts: Options) -> Result<(), String> {
         prepared.data_dir.display(),
         prepared.app.faults
     );
+    if opts.watch_stdin {
+        // The parent holds the write end; its exit (even by SIGKILL, or a
+        // test process that never drops its server) closes it.
+        std::thread::spawn(|| {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+            eprintln!("ks-devserver: stdin closed, exiting");
+            std::process::exit(0);
+        });
+    }
     let acceptor = TlsAcceptor::from(prepared.tls.clone());
     tokio::spawn(serve(
         auth,

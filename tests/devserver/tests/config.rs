@@ -137,3 +137,38 @@ fn command_line_errors_and_loopback_only() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DSA-1024"));
 }
+
+#[test]
+fn watch_stdin_exits_with_its_parent() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ks-devserver"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--api-listen",
+            "127.0.0.1:0",
+            "--auth-listen",
+            "127.0.0.1:0",
+            "--watch-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("ks-devserver ready auth=https://127.0.0.1:"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1);
+    // Closing stdin (what the death of the test process does) stops it.
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
