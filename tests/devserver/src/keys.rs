@@ -370,7 +370,7 @@ impl KeyCache {
             .map_err(|e| format!("cannot create key cache {}: {e}", dir.display()))?;
         let path = dir.join(format!("{}-{index}.pem", alg.cache_name()));
         let lock = dir.join(format!("{}-{index}.lock", alg.cache_name()));
-        let deadline = Instant::now() + Duration::from_secs(300);
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(pem) = fs::read_to_string(&path) {
                 return PrivateKey::from_pem(&pem, alg);
@@ -397,7 +397,7 @@ impl KeyCache {
                         .and_then(|m| m.modified())
                         .ok()
                         .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > Duration::from_secs(300));
+                        .is_some_and(|age| age > Duration::from_secs(120));
                     if stale || Instant::now() > deadline {
                         let _ = fs::remove_file(&lock);
                         continue;

@@ -41,7 +41,7 @@ fn dropped_connections_and_requestid_retry() {
 #[test]
 fn latency_applies_to_clients_not_the_harness() {
     let s = DevServer::builder()
-        .fault_latency(Duration::from_millis(300))
+        .fault_latency(Duration::from_millis(1500))
         .start();
     let t0 = Instant::now();
     let r = s
@@ -49,10 +49,11 @@ fn latency_applies_to_clients_not_the_harness() {
         .request("GET", &format!("{}/api/keys", s.api_url()), &[], b"")
         .unwrap();
     assert_eq!(r.status, 401);
-    assert!(t0.elapsed() >= Duration::from_millis(300));
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
     let t0 = Instant::now();
     s.stats();
-    assert!(t0.elapsed() < Duration::from_millis(300));
+    // Generous bound: a loaded CI machine is slow, but not 1.5 s per request slow.
+    assert!(t0.elapsed() < Duration::from_millis(1500));
 }
 
 #[test]
