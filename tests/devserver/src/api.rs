@@ -112,7 +112,24 @@ pub async fn handle(
             _ => {}
         }
     }
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
     let result = route(&app, listener, req).await;
+    // Access log on stderr (the harness keeps it in server.log): no headers,
+    // so never a token or a secret.
+    eprintln!(
+        "ks-devserver: {method} {path} {} {}ms{}",
+        match &result {
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(e) => format!("{} {}", e.status, e.code),
+        },
+        started.elapsed().as_millis(),
+        if fault == Fault::DropAfter {
+            " (answer dropped: injected fault)"
+        } else {
+            ""
+        }
+    );
     if fault == Fault::DropAfter {
         // The request took effect; the caller never hears about it.
         return Err(DroppedConnection);
