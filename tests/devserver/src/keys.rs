@@ -339,7 +339,17 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         crate::util::random_hex(6)
     ));
     {
-        let mut f = fs::File::create(&tmp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Private keys readable by the owner only; certificates and the
+        // ready file by anyone (clients may run as another user).
+        let private = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.ends_with(".key.pem") || n.starts_with("ec-") || n.starts_with("rsa-")
+        });
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if private { 0o600 } else { 0o644 })
+            .open(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
     }

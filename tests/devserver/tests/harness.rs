@@ -11,6 +11,11 @@ fn harness_round_trip() {
     assert!(s.ca_file().is_file());
     assert!(s.signing_ca_file().is_file());
     assert!(s.data_dir().join("state.redb").is_file());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.data_dir().join("keys/key1.key.pem")), 0o600);
+    assert_eq!(mode(&s.data_dir().join("ca.key.pem")), 0o600);
+    assert_eq!(mode(s.ca_file()), 0o644);
 
     let op = s.create_operation("orderer-client", &[("key1", 1), ("key4", 1)], 60_000);
     assert_eq!(s.operation(&op)["approved"], "false");
