@@ -106,3 +106,22 @@ fn tutorial_curl_commands_work_as_written() {
         "{bad}"
     );
 }
+
+#[test]
+fn connections_are_kept_alive() {
+    require_tool("curl", "curl");
+    let s = DevServer::start();
+    let before = s.stats();
+    // One curl invocation, three requests: one TLS handshake.
+    let url = format!("{}/api/dev/stats", s.api_url());
+    let out = run(Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(s.ca_file())
+        .args([&url, &url, &url]));
+    assert_eq!(out.matches("\"requests\"").count(), 3);
+    let after = s.stats();
+    let diff = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+    // +1 for curl's connection, +1 for the harness's own stats request.
+    assert_eq!(diff("tls_handshakes"), 2);
+    assert_eq!(diff("requests"), 4);
+}
