@@ -93,6 +93,16 @@ fn verify_ec(curve: EcCurve, point: &[u8], request: &SignRequest, signature: &[u
             )))
         }
     };
+    // ecdsa's bits2field refuses digests shorter than half the field (a SHA-256 digest with
+    // P-521), although ECDSA defines them: a shorter digest is used as an integer as is. Left
+    // zero-padding to the field size keeps that integer and passes the check.
+    let mut padded;
+    let mut digest: &[u8] = digest;
+    if digest.len() < curve.field_len() {
+        padded = vec![0u8; curve.field_len() - digest.len()];
+        padded.extend_from_slice(digest);
+        digest = &padded;
+    }
     let bad_key = |_| Error::new(ErrorKind::BadResponse, "EC public key is not a valid point");
     let name = format!("{} ECDSA", curve.name());
     // Parse failures of the signature are a mismatch too: the bytes are not a signature by this key.
@@ -174,7 +184,7 @@ mod tests {
 
     #[test]
     fn ecdsa_from_openssl_all_curves() {
-        let cases: [(&str, &[u8], HashAlg, EcCurve); 3] = [
+        let cases: [(&str, &[u8], HashAlg, EcCurve); 4] = [
             (
                 include_str!("../tests/data/p256.pem"),
                 include_bytes!("../tests/data/p256-sha256.der.sig"),
@@ -191,6 +201,12 @@ mod tests {
                 include_str!("../tests/data/p521.pem"),
                 include_bytes!("../tests/data/p521-sha512.der.sig"),
                 HashAlg::Sha512,
+                EcCurve::P521,
+            ),
+            (
+                include_str!("../tests/data/p521.pem"),
+                include_bytes!("../tests/data/p521-sha256.der.sig"),
+                HashAlg::Sha256,
                 EcCurve::P521,
             ),
         ];

@@ -1,0 +1,226 @@
+//! A fake KeyServer (plain HTTP on loopback, which the client allows only there) that answers
+//! with canned, deliberately wrong or broken replies: a wrong signature must be caught by local
+//! verification, malformed and oversized replies must be clean errors.
+//!
+//! The fake is a server, not a mock of our code: the client runs unchanged over real sockets.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use ks_common::hash::{self, HashAlg};
+use ks_common::{Client, Config, EcdsaFormat, ErrorKind, Settings, SignRequest};
+
+const RSA_CERT: &str = include_str!("data/rsa2048.pem");
+const P256_CERT: &str = include_str!("data/p256.pem");
+const RSA_SIG: &[u8] = include_bytes!("data/rsa2048-pkcs1-sha256.sig");
+const P256_SIG_DER: &[u8] = include_bytes!("data/p256-sha256.der.sig");
+const MSG: &[u8] = include_bytes!("data/msg.txt");
+
+/// What the fake answers, switchable per test step.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Canned fixture signatures (valid only for `MSG`).
+    Normal,
+    /// The key list is garbage.
+    MalformedKeys,
+    /// The key list is larger than the client accepts.
+    HugeKeys,
+    /// The sign reply names another key.
+    OtherKeyid,
+    /// The sign reply's result is not hex.
+    NotHex,
+}
+
+struct Fake {
+    url: String,
+    mode: Arc<Mutex<Mode>>,
+}
+
+fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok()?;
+    Some((path, body))
+}
+
+fn respond(stream: &mut TcpStream, status: u16, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // The client may close early (oversized replies); ignore write errors.
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
+
+fn handle(mut stream: TcpStream, mode: Mode) {
+    let Some((path, body)) = read_request(&mut stream) else {
+        return;
+    };
+    match path.as_str() {
+        "/api/keys" => {
+            let body = match mode {
+                Mode::MalformedKeys => b"<html>maintenance</html>".to_vec(),
+                Mode::HugeKeys => {
+                    let mut v = b"[".to_vec();
+                    v.extend(std::iter::repeat_n(b' ', 5 * 1024 * 1024));
+                    v.push(b']');
+                    v
+                }
+                _ => serde_json::json!([
+                    {"keyid": "key1", "keyinfo": "fake RSA", "certificate": RSA_CERT},
+                    {"keyid": "key2", "keyinfo": "fake EC", "certificate": P256_CERT},
+                ])
+                .to_string()
+                .into_bytes(),
+            };
+            respond(&mut stream, 200, &body);
+        }
+        "/api/signorders" => {
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let keyid = req["keyid"].as_str().unwrap_or("").to_string();
+            let result = if keyid == "key1" {
+                hex::encode(RSA_SIG)
+            } else {
+                let rs =
+                    ks_common::sign::ecdsa_der_to_p1363(ks_common::EcCurve::P256, P256_SIG_DER)
+                        .unwrap_or_default();
+                hex::encode(rs)
+            };
+            let reply = match mode {
+                Mode::OtherKeyid => serde_json::json!({"keyid": "key9", "result": result}),
+                Mode::NotHex => serde_json::json!({"keyid": keyid, "result": "zz"}),
+                _ => {
+                    serde_json::json!({"keyid": keyid, "signatureformat": req["signatureformat"], "result": result})
+                }
+            };
+            respond(&mut stream, 201, reply.to_string().as_bytes());
+        }
+        _ => respond(&mut stream, 404, br#"{"error":"not_found"}"#),
+    }
+}
+
+fn start_fake() -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mode = Arc::new(Mutex::new(Mode::Normal));
+    let m = mode.clone();
+    // Serves until the test process exits; each connection is answered and closed.
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mode = *m.lock().unwrap_or_else(|p| p.into_inner());
+            handle(stream, mode);
+        }
+    });
+    Fake { url, mode }
+}
+
+fn client(fake: &Fake) -> Client {
+    let s: Settings = [
+        ("KSC_API_SERVER", fake.url.as_str()),
+        ("KSC_ID_TOKEN", "fake.token.value"),
+        ("KSC_OPERATION_ID", "1"),
+        ("KSC_HTTP_CLIENT_TIMEOUT", "5s"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Client::new(Config::resolve(&s, &Settings::new()).expect("config"))
+}
+
+fn set(fake: &Fake, mode: Mode) {
+    *fake.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+}
+
+#[test]
+fn wrong_signatures_are_caught_by_local_verification() {
+    let fake = start_fake();
+    let c = client(&fake);
+    let good_rsa = SignRequest::RsaPkcs1 {
+        hash: HashAlg::Sha256,
+        digest: hash::digest(HashAlg::Sha256, MSG),
+    };
+    // The canned signature is right for MSG: the path works end to end.
+    let sig = c
+        .sign("key1", &good_rsa)
+        .expect("valid canned RSA signature");
+    assert_eq!(sig, RSA_SIG);
+    let good_ec = SignRequest::Ecdsa {
+        digest: hash::digest(HashAlg::Sha256, MSG),
+        format: EcdsaFormat::Der,
+    };
+    assert_eq!(
+        c.sign("key2", &good_ec).expect("valid canned EC signature"),
+        P256_SIG_DER
+    );
+
+    // For any other digest the server's answer is wrong and must never be handed out.
+    for (key, req) in [
+        (
+            "key1",
+            SignRequest::RsaPkcs1 {
+                hash: HashAlg::Sha256,
+                digest: hash::digest(HashAlg::Sha256, b"something else"),
+            },
+        ),
+        (
+            "key2",
+            SignRequest::Ecdsa {
+                digest: hash::digest(HashAlg::Sha256, b"something else"),
+                format: EcdsaFormat::P1363,
+            },
+        ),
+    ] {
+        let e = c.sign(key, &req).expect_err("wrong signature accepted");
+        assert_eq!(e.kind(), ErrorKind::VerificationFailed, "{e}");
+        assert_eq!(e.keyid(), Some(key));
+        assert_eq!(e.operation(), Some("1"));
+        assert!(e.to_string().contains("discarded"), "{e}");
+    }
+
+    set(&fake, Mode::OtherKeyid);
+    let e = c
+        .sign("key1", &good_rsa)
+        .expect_err("reply for another key");
+    assert_eq!(e.kind(), ErrorKind::VerificationFailed, "{e}");
+    set(&fake, Mode::NotHex);
+    let e = c.sign("key1", &good_rsa).expect_err("not hex");
+    assert_eq!(e.kind(), ErrorKind::BadResponse, "{e}");
+}
+
+#[test]
+fn malformed_and_oversized_key_lists_are_bad_responses() {
+    let fake = start_fake();
+    set(&fake, Mode::MalformedKeys);
+    let e = client(&fake).keys().expect_err("malformed");
+    assert_eq!(e.kind(), ErrorKind::BadResponse, "{e}");
+    set(&fake, Mode::HugeKeys);
+    let e = client(&fake).keys().expect_err("oversized");
+    assert_eq!(e.kind(), ErrorKind::BadResponse, "{e}");
+    assert!(e.to_string().contains("larger than"), "{e}");
+    // A failed fetch is not cached: the same client recovers.
+    set(&fake, Mode::Normal);
+    let c = client(&fake);
+    set(&fake, Mode::MalformedKeys);
+    assert!(c.keys().is_err());
+    set(&fake, Mode::Normal);
+    assert_eq!(c.keys().expect("recovered").len(), 2);
+}
