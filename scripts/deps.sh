@@ -23,6 +23,8 @@ if [ "$profile" = test ]; then
   probe[opensc]=cmd:pkcs11-tool
   probe[libengine-pkcs11-openssl]=glob:/usr/lib/*/engines-3/pkcs11.so
   probe[valgrind]=cmd:valgrind
+  probe[chromium]=cmd:chromium
+  probe[chromium-driver]=cmd:chromedriver
 fi
 
 is_present() {
