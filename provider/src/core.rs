@@ -1,0 +1,354 @@
+//! The provider context: what the core gave us at init, the configuration
+//! taken from openssl.cnf, the lazily created KeyServer client, and the one
+//! way errors reach OpenSSL's error stack.
+
+use std::ffi::{c_char, c_int, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use ks_common::{Client, Config, Error, ErrorKind, Settings};
+
+use crate::ffi::{
+    OSSL_FUNC_core_get_params_fn, OSSL_FUNC_core_new_error_fn, OSSL_FUNC_core_set_error_debug_fn,
+    OSSL_FUNC_core_vset_error_fn, OSSL_CORE_HANDLE, OSSL_DISPATCH, OSSL_FUNC_CORE_GET_PARAMS,
+    OSSL_FUNC_CORE_NEW_ERROR, OSSL_FUNC_CORE_SET_ERROR_DEBUG, OSSL_FUNC_CORE_VSET_ERROR,
+    OSSL_PARAM, OSSL_PARAM_UTF8_PTR,
+};
+
+extern "C" {
+    fn ks_shim_raise_error(
+        new_error: OSSL_FUNC_core_new_error_fn,
+        set_debug: OSSL_FUNC_core_set_error_debug_fn,
+        vset: OSSL_FUNC_core_vset_error_fn,
+        handle: *const OSSL_CORE_HANDLE,
+        reason: u32,
+        file: *const c_char,
+        line: c_int,
+        func: *const c_char,
+        message: *const c_char,
+    );
+}
+
+/// Reason codes this provider puts on the error stack (with strings from
+/// `get_reason_strings`). They start at 100 to stay clear of OpenSSL's
+/// library-independent reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Reason {
+    /// Configuration missing or invalid.
+    Config = 100,
+    /// KeyServer could not be reached.
+    Network,
+    /// The token was refused.
+    Auth,
+    /// The caller's role does not allow it.
+    Forbidden,
+    /// No such key or operation.
+    NotFound,
+    /// The operation waits for approval.
+    Pending,
+    /// The operation was rejected.
+    Rejected,
+    /// The operation or token expired.
+    Expired,
+    /// The key's uses in the operation are spent.
+    Exhausted,
+    /// The server asked us to slow down.
+    RateLimited,
+    /// The input cannot be signed as given.
+    InvalidInput,
+    /// The server answered something unusable.
+    BadResponse,
+    /// A signature did not verify.
+    VerificationFailed,
+    /// Not supported by this provider or by KeyServer.
+    Unsupported,
+    /// A bug in this provider.
+    Internal,
+    /// A `ks:` URI that cannot be parsed.
+    BadUri,
+    /// The caller's output buffer is too small.
+    BufferTooSmall,
+}
+
+/// (reason, text) pairs for `OSSL_FUNC_PROVIDER_GET_REASON_STRINGS`.
+pub const REASON_STRINGS: &[(Reason, &[u8])] = &[
+    (Reason::Config, b"keyserver configuration error\0"),
+    (Reason::Network, b"KeyServer unreachable\0"),
+    (Reason::Auth, b"KeyServer authentication failed\0"),
+    (Reason::Forbidden, b"not allowed by KeyServer\0"),
+    (Reason::NotFound, b"not found on KeyServer\0"),
+    (Reason::Pending, b"operation pending approval\0"),
+    (Reason::Rejected, b"operation rejected\0"),
+    (Reason::Expired, b"expired\0"),
+    (Reason::Exhausted, b"key usage exhausted\0"),
+    (Reason::RateLimited, b"rate limited by KeyServer\0"),
+    (Reason::InvalidInput, b"invalid input\0"),
+    (Reason::BadResponse, b"bad response from KeyServer\0"),
+    (
+        Reason::VerificationFailed,
+        b"signature verification failed\0",
+    ),
+    (Reason::Unsupported, b"unsupported\0"),
+    (Reason::Internal, b"internal error in keyserver provider\0"),
+    (Reason::BadUri, b"malformed ks: URI\0"),
+    (Reason::BufferTooSmall, b"output buffer too small\0"),
+];
+
+impl Reason {
+    /// The reason for a core error kind.
+    pub fn from_kind(kind: ErrorKind) -> Reason {
+        match kind {
+            ErrorKind::Config => Reason::Config,
+            ErrorKind::Network => Reason::Network,
+            ErrorKind::Auth => Reason::Auth,
+            ErrorKind::Forbidden => Reason::Forbidden,
+            ErrorKind::NotFound => Reason::NotFound,
+            ErrorKind::Pending => Reason::Pending,
+            ErrorKind::Rejected => Reason::Rejected,
+            ErrorKind::Expired => Reason::Expired,
+            ErrorKind::Exhausted => Reason::Exhausted,
+            ErrorKind::RateLimited => Reason::RateLimited,
+            ErrorKind::InvalidInput => Reason::InvalidInput,
+            ErrorKind::BadResponse => Reason::BadResponse,
+            ErrorKind::VerificationFailed => Reason::VerificationFailed,
+            ErrorKind::Unsupported => Reason::Unsupported,
+            _ => Reason::Internal,
+        }
+    }
+}
+
+/// An error of this provider: a reason code and one sentence for a person.
+#[derive(Debug)]
+pub struct ProvError {
+    /// The reason code.
+    pub reason: Reason,
+    /// What went wrong and what to do, on one line.
+    pub message: String,
+}
+
+impl ProvError {
+    /// A new error.
+    pub fn new(reason: Reason, message: impl Into<String>) -> ProvError {
+        ProvError {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for ProvError {
+    fn from(e: Error) -> ProvError {
+        ProvError::new(Reason::from_kind(e.kind()), e.to_string())
+    }
+}
+
+/// Result type of the provider's internal functions.
+pub type PResult<T> = Result<T, ProvError>;
+
+/// Provider parameters read from the openssl.cnf section, and the `KSC_*`
+/// setting each one feeds (the environment still wins, see `Config::load`).
+pub const CONFIG_PARAMS: &[(&[u8], &str)] = &[
+    (b"api_server\0", "KSC_API_SERVER"),
+    (b"auth_server\0", "KSC_AUTH_SERVER"),
+    (b"ca_file\0", "KSC_CA_FILE"),
+    (b"operation_id\0", "KSC_OPERATION_ID"),
+    (b"operation_description\0", "KSC_OPERATION_DESCRIPTION"),
+    (b"http_client_timeout\0", "KSC_HTTP_CLIENT_TIMEOUT"),
+    (b"approval_timeout\0", "KSC_APPROVAL_TIMEOUT"),
+    (b"client_id\0", "KSC_CLIENT_ID"),
+    (b"config\0", "KSC_CONFIG"),
+    (b"log\0", "KSC_LOG"),
+];
+
+/// The error functions the core offered.
+#[derive(Clone, Copy)]
+struct ErrorFns {
+    new_error: OSSL_FUNC_core_new_error_fn,
+    set_debug: OSSL_FUNC_core_set_error_debug_fn,
+    vset: OSSL_FUNC_core_vset_error_fn,
+}
+
+/// One provider instance (one per library context that loads us).
+pub struct ProvCtx {
+    handle: *const OSSL_CORE_HANDLE,
+    errors: ErrorFns,
+    settings: Settings,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+// SAFETY: `handle` is an opaque token the core keeps valid for the provider's
+// lifetime and accepts from any thread; everything else is Send + Sync.
+unsafe impl Send for ProvCtx {}
+// SAFETY: as above; the mutable state is behind a Mutex.
+unsafe impl Sync for ProvCtx {}
+
+impl ProvCtx {
+    /// Builds the context from the core's dispatch table: keeps the error
+    /// functions and reads our parameters from the config section. No I/O.
+    ///
+    /// # Safety
+    /// `handle` and `in_` must be what the core passed to `OSSL_provider_init`.
+    pub unsafe fn from_core(handle: *const OSSL_CORE_HANDLE, in_: *const OSSL_DISPATCH) -> ProvCtx {
+        let mut errors = ErrorFns {
+            new_error: None,
+            set_debug: None,
+            vset: None,
+        };
+        let mut get_params: OSSL_FUNC_core_get_params_fn = None;
+        let mut d = in_;
+        // SAFETY: the core's table is terminated by function_id 0 and each
+        // entry's function has the type its id documents.
+        unsafe {
+            while !d.is_null() && (*d).function_id != 0 {
+                let f = (*d).function;
+                type Generic = Option<unsafe extern "C" fn()>;
+                match (*d).function_id as u32 {
+                    OSSL_FUNC_CORE_NEW_ERROR => {
+                        errors.new_error =
+                            std::mem::transmute::<Generic, OSSL_FUNC_core_new_error_fn>(f)
+                    }
+                    OSSL_FUNC_CORE_SET_ERROR_DEBUG => {
+                        errors.set_debug =
+                            std::mem::transmute::<Generic, OSSL_FUNC_core_set_error_debug_fn>(f)
+                    }
+                    OSSL_FUNC_CORE_VSET_ERROR => {
+                        errors.vset =
+                            std::mem::transmute::<Generic, OSSL_FUNC_core_vset_error_fn>(f)
+                    }
+                    OSSL_FUNC_CORE_GET_PARAMS => {
+                        get_params = std::mem::transmute::<Generic, OSSL_FUNC_core_get_params_fn>(f)
+                    }
+                    _ => {}
+                }
+                d = d.add(1);
+            }
+        }
+        let mut settings = Settings::new();
+        if let Some(get) = get_params {
+            let mut values: Vec<*const c_char> = vec![std::ptr::null(); CONFIG_PARAMS.len()];
+            let mut req: Vec<OSSL_PARAM> = CONFIG_PARAMS
+                .iter()
+                .zip(values.iter_mut())
+                .map(|((name, _), slot)| OSSL_PARAM {
+                    key: name.as_ptr() as *const c_char,
+                    data_type: OSSL_PARAM_UTF8_PTR,
+                    data: slot as *mut *const c_char as *mut std::ffi::c_void,
+                    data_size: 0,
+                    return_size: usize::MAX,
+                })
+                .collect();
+            req.push(crate::params::END);
+            // SAFETY: `req` is terminated and its slots outlive the call; the
+            // core fills UTF8_PTR entries with pointers into its config data.
+            let ok = unsafe { get(handle, req.as_mut_ptr()) };
+            if ok == 1 {
+                for ((_, env), v) in CONFIG_PARAMS.iter().zip(values.iter()) {
+                    if v.is_null() {
+                        continue;
+                    }
+                    // SAFETY: the core set a NUL-terminated string it owns.
+                    let s = unsafe { std::ffi::CStr::from_ptr(*v) }.to_string_lossy();
+                    settings.insert((*env).to_string(), s.into_owned());
+                }
+            }
+        }
+        ProvCtx {
+            handle,
+            errors,
+            settings,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// A context with no core behind it (unit tests).
+    #[cfg(test)]
+    pub fn detached(settings: Settings) -> ProvCtx {
+        ProvCtx {
+            handle: std::ptr::null(),
+            errors: ErrorFns {
+                new_error: None,
+                set_debug: None,
+                vset: None,
+            },
+            settings,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// The settings taken from openssl.cnf.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The KeyServer client, created on first use (never in provider init).
+    pub fn client(&self) -> PResult<Arc<Client>> {
+        let mut slot = self.client.lock().map_err(|_| {
+            ProvError::new(Reason::Internal, "keyserver provider state is poisoned")
+        })?;
+        if let Some(c) = slot.as_ref() {
+            return Ok(Arc::clone(c));
+        }
+        let config = Config::load(&self.settings)?;
+        ks_common::logging::init(&config);
+        let client = Arc::new(Client::new(config));
+        *slot = Some(Arc::clone(&client));
+        Ok(client)
+    }
+
+    /// Puts `err` on OpenSSL's error stack, naming the provider function.
+    pub fn raise(&self, func: &str, err: &ProvError) {
+        log::debug!("{func}: {}", err.message);
+        let Some(_) = self.errors.vset else { return };
+        let msg = CString::new(err.message.replace(['\n', '\r', '\0'], " ")).unwrap_or_default();
+        let func = CString::new(func).unwrap_or_default();
+        // SAFETY: the function pointers came from the core with these
+        // signatures; all strings are NUL-terminated and outlive the call.
+        unsafe {
+            ks_shim_raise_error(
+                self.errors.new_error,
+                self.errors.set_debug,
+                self.errors.vset,
+                self.handle,
+                err.reason as u32,
+                c"keyserver".as_ptr(),
+                0,
+                func.as_ptr(),
+                msg.as_ptr(),
+            )
+        };
+    }
+}
+
+/// Runs `f` so that no panic crosses into C: a panic becomes `fallback`
+/// (and an Internal error on the stack when a context is at hand).
+pub fn guard<T>(prov: Option<&ProvCtx>, func: &str, fallback: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            if let Some(p) = prov {
+                p.raise(
+                    func,
+                    &ProvError::new(
+                        Reason::Internal,
+                        format!(
+                            "internal error in {func}; please report it with KSC_LOG=debug output"
+                        ),
+                    ),
+                );
+            }
+            fallback
+        }
+    }
+}
+
+/// Converts a `PResult<c_int>`-style outcome to OpenSSL's 1/0, raising the error.
+pub fn report<T>(prov: &ProvCtx, func: &str, r: PResult<T>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            prov.raise(func, &e);
+            None
+        }
+    }
+}

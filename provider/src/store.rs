@@ -1,0 +1,302 @@
+//! STORE for the `ks` scheme: `ks:` lists every KeyServer key, `ks:<keyid>`
+//! one key; each key yields its private-key reference, its public key and its
+//! certificate, filtered by the caller's expected type.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ptr;
+use std::sync::Arc;
+
+use crate::core::{guard, PResult, ProvCtx, ProvError, Reason};
+use crate::dispatch::DISPATCH_END;
+use crate::entry;
+use crate::ffi::*;
+use crate::key::{KeyKind, KeyRef, Remote};
+use crate::params::{self, describe, ParamBuilder, ParamTable, END};
+
+/// What a `ks:` URI names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `ks:` — every key.
+    All,
+    /// `ks:<keyid>`.
+    Key(String),
+}
+
+/// Parses a `ks:` URI. Key ids are `[A-Za-z0-9._-]+`, up to 128 characters.
+pub fn parse_uri(uri: &str) -> PResult<Target> {
+    let malformed = |why: &str| {
+        ProvError::new(
+            Reason::BadUri,
+            format!("malformed URI {uri:?}: {why}; use ks: to list every key or ks:<keyid>, e.g. ks:key1"),
+        )
+    };
+    let (scheme, rest) = uri.split_once(':').ok_or_else(|| malformed("no scheme"))?;
+    if !scheme.eq_ignore_ascii_case("ks") {
+        return Err(malformed("the scheme is not ks"));
+    }
+    if rest.is_empty() {
+        return Ok(Target::All);
+    }
+    if rest.len() > 128 {
+        return Err(malformed("the key id is too long"));
+    }
+    if !rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(malformed(
+            "a key id has only letters, digits, '.', '_' and '-'",
+        ));
+    }
+    Ok(Target::Key(rest.to_string()))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Object {
+    PrivateKey,
+    PublicKey,
+    Certificate,
+}
+
+struct StoreCtx {
+    prov: Arc<ProvCtx>,
+    keys: Vec<Arc<Remote>>,
+    expect: u32,
+    next: usize,
+    failed: bool,
+}
+
+const OBJECTS: [Object; 3] = [Object::PrivateKey, Object::PublicKey, Object::Certificate];
+
+impl StoreCtx {
+    fn wanted(&self, o: Object) -> bool {
+        match self.expect {
+            0 => true,
+            OSSL_STORE_INFO_PKEY => o == Object::PrivateKey,
+            OSSL_STORE_INFO_PUBKEY => o == Object::PublicKey,
+            OSSL_STORE_INFO_CERT => o == Object::Certificate,
+            _ => false,
+        }
+    }
+
+    /// The next (key, object) to emit at or after `self.next`.
+    fn advance(&mut self) -> Option<(Arc<Remote>, Object)> {
+        while self.next < self.keys.len() * OBJECTS.len() {
+            let i = self.next;
+            self.next += 1;
+            let o = OBJECTS[i % OBJECTS.len()];
+            if self.wanted(o) {
+                return Some((Arc::clone(&self.keys[i / OBJECTS.len()]), o));
+            }
+        }
+        None
+    }
+
+    fn at_eof(&self) -> bool {
+        if self.failed {
+            return true;
+        }
+        (self.next..self.keys.len() * OBJECTS.len())
+            .all(|i| !self.wanted(OBJECTS[i % OBJECTS.len()]))
+    }
+}
+
+fn open(prov: Arc<ProvCtx>, uri: &str) -> PResult<StoreCtx> {
+    let target = parse_uri(uri)?;
+    let client = prov.client()?;
+    let keys: Vec<Arc<Remote>> = match target {
+        Target::All => client
+            .keys()?
+            .iter()
+            .map(|e| {
+                Arc::new(Remote {
+                    prov: Arc::clone(&prov),
+                    entry: Arc::new(e.clone()),
+                })
+            })
+            .collect(),
+        Target::Key(id) => vec![Arc::new(Remote {
+            prov: Arc::clone(&prov),
+            entry: Arc::new(client.key(&id)?),
+        })],
+    };
+    Ok(StoreCtx {
+        prov,
+        keys,
+        expect: 0,
+        next: 0,
+        failed: false,
+    })
+}
+
+unsafe extern "C" fn store_open(provctx: *mut c_void, uri: *const c_char) -> *mut c_void {
+    if provctx.is_null() || uri.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: provctx is the Arc<ProvCtx> pointer from our init; we take a
+    // new strong count for the store context.
+    let prov = unsafe {
+        Arc::increment_strong_count(provctx as *const ProvCtx);
+        Arc::from_raw(provctx as *const ProvCtx)
+    };
+    let p2 = Arc::clone(&prov);
+    guard(Some(&p2), "ks_store_open", ptr::null_mut(), || {
+        // SAFETY: OpenSSL passes a NUL-terminated URI.
+        let uri = unsafe { CStr::from_ptr(uri) }
+            .to_string_lossy()
+            .into_owned();
+        match open(Arc::clone(&prov), &uri) {
+            Ok(ctx) => Box::into_raw(Box::new(ctx)) as *mut c_void,
+            Err(e) => {
+                prov.raise("ks_store_open", &e);
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// # Safety
+/// `ctx` must be null or made by `store_open`.
+unsafe fn storectx<'a>(ctx: *mut c_void) -> Option<&'a mut StoreCtx> {
+    // SAFETY: forwarded contract.
+    unsafe { (ctx as *mut StoreCtx).as_mut() }
+}
+
+unsafe extern "C" fn store_load(
+    ctx: *mut c_void,
+    object_cb: OSSL_CALLBACK,
+    object_cbarg: *mut c_void,
+    _pw_cb: OSSL_PASSPHRASE_CALLBACK,
+    _pw_cbarg: *mut c_void,
+) -> c_int {
+    // SAFETY: OpenSSL passes our store context.
+    let Some(s) = (unsafe { storectx(ctx) }) else {
+        return 0;
+    };
+    let prov = Arc::clone(&s.prov);
+    guard(Some(&prov), "ks_store_load", 0, || {
+        let Some(cb) = object_cb else { return 0 };
+        let Some((remote, object)) = s.advance() else {
+            return 0;
+        };
+        let entry = &remote.entry;
+        let kind = KeyKind::of(&entry.public_key);
+        let desc = if entry.keyinfo.is_empty() {
+            entry.keyid.clone()
+        } else {
+            format!("{}: {}", entry.keyid, entry.keyinfo)
+        };
+        let keyref;
+        let mut b = match object {
+            Object::PrivateKey | Object::PublicKey => {
+                keyref = KeyRef::new(&remote, object == Object::PrivateKey);
+                ParamBuilder::new()
+                    .int(OSSL_OBJECT_PARAM_TYPE, OSSL_OBJECT_PKEY as i32)
+                    .utf8(OSSL_OBJECT_PARAM_DATA_TYPE, kind.name())
+                    .octets(OSSL_OBJECT_PARAM_REFERENCE, keyref.as_bytes())
+                    .utf8(OSSL_OBJECT_PARAM_DESC, &desc)
+            }
+            Object::Certificate => ParamBuilder::new()
+                .int(OSSL_OBJECT_PARAM_TYPE, OSSL_OBJECT_CERT as i32)
+                .octets(OSSL_OBJECT_PARAM_DATA, &entry.certificate_der)
+                .utf8(OSSL_OBJECT_PARAM_DESC, &desc),
+        };
+        let arr = b.build();
+        // SAFETY: `arr` is terminated and outlives the callback; `remote`
+        // (which the reference points to) is alive until we return.
+        let r = unsafe { cb(arr.as_ptr(), object_cbarg) };
+        if r == 0 {
+            s.failed = true;
+        }
+        r
+    })
+}
+
+unsafe extern "C" fn store_eof(ctx: *mut c_void) -> c_int {
+    // SAFETY: OpenSSL passes our store context.
+    match unsafe { storectx(ctx) } {
+        Some(s) => guard(None, "ks_store_eof", 1, || c_int::from(s.at_eof())),
+        None => 1,
+    }
+}
+
+unsafe extern "C" fn store_close(ctx: *mut c_void) -> c_int {
+    guard(None, "ks_store_close", 0, || {
+        if !ctx.is_null() {
+            // SAFETY: made by Box::into_raw in store_open; closed once.
+            drop(unsafe { Box::from_raw(ctx as *mut StoreCtx) });
+        }
+        1
+    })
+}
+
+unsafe extern "C" fn store_set_ctx_params(ctx: *mut c_void, params: *const OSSL_PARAM) -> c_int {
+    // SAFETY: OpenSSL passes our store context.
+    let Some(s) = (unsafe { storectx(ctx) }) else {
+        return 0;
+    };
+    guard(None, "ks_store_set_ctx_params", 0, || {
+        // SAFETY: OpenSSL's terminated array. Parameters we do not use
+        // (properties, subject, ...) are accepted and ignored.
+        if let Some(p) = unsafe { params::locate(params, OSSL_STORE_PARAM_EXPECT) } {
+            match p.get_i64() {
+                Some(v) if (0..=i64::from(OSSL_STORE_INFO_CRL)).contains(&v) => s.expect = v as u32,
+                _ => return 0,
+            }
+        }
+        1
+    })
+}
+
+static STORE_SETTABLE: ParamTable<2> =
+    ParamTable([describe(OSSL_STORE_PARAM_EXPECT, OSSL_PARAM_INTEGER), END]);
+
+unsafe extern "C" fn store_settable_ctx_params(_provctx: *mut c_void) -> *const OSSL_PARAM {
+    STORE_SETTABLE.as_ptr()
+}
+
+/// The `ks` store's dispatch table.
+pub static KS_STORE: [OSSL_DISPATCH; 7] = [
+    entry!(OSSL_FUNC_STORE_OPEN, OSSL_FUNC_store_open_fn, store_open),
+    entry!(OSSL_FUNC_STORE_LOAD, OSSL_FUNC_store_load_fn, store_load),
+    entry!(OSSL_FUNC_STORE_EOF, OSSL_FUNC_store_eof_fn, store_eof),
+    entry!(OSSL_FUNC_STORE_CLOSE, OSSL_FUNC_store_close_fn, store_close),
+    entry!(
+        OSSL_FUNC_STORE_SET_CTX_PARAMS,
+        OSSL_FUNC_store_set_ctx_params_fn,
+        store_set_ctx_params
+    ),
+    entry!(
+        OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS,
+        OSSL_FUNC_store_settable_ctx_params_fn,
+        store_settable_ctx_params
+    ),
+    DISPATCH_END,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris() {
+        assert_eq!(parse_uri("ks:").ok(), Some(Target::All));
+        assert_eq!(parse_uri("ks:key1").ok(), Some(Target::Key("key1".into())));
+        assert_eq!(
+            parse_uri("KS:key-2.a_b").ok(),
+            Some(Target::Key("key-2.a_b".into()))
+        );
+        for bad in [
+            "ks:/etc/passwd",
+            "ks:a b",
+            "file:key1",
+            "key1",
+            "ks:%00",
+            "ks://key1",
+        ] {
+            let e = parse_uri(bad).expect_err(bad);
+            assert_eq!(e.reason, Reason::BadUri);
+            assert!(!e.message.contains('\n'));
+        }
+    }
+}
