@@ -165,7 +165,11 @@ step "Prerequisites ($mode KeyServer; signing paths: ${path_list[*]})"
 missing=$(missing_packages)
 if [ -n "$missing" ] && [ $install -eq 1 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   info "installing missing packages with scripts/deps.sh: $(echo "$missing" | cut -d: -f1 | tr '\n' ' ')"
-  bash "$root/scripts/deps.sh" test || die "scripts/deps.sh could not install the packages above"
+  # deps.sh's `tutorial` profile is the build set plus pkcs11-tool and libp11's
+  # engine; a deps.sh without that profile gets `test` (a superset).
+  deps_profile="test"
+  grep -q 'tutorial' "$root/scripts/deps.sh" && deps_profile=tutorial
+  bash "$root/scripts/deps.sh" "$deps_profile" || die "scripts/deps.sh could not install the packages above"
   missing=$(missing_packages)
 fi
 if [ -n "$missing" ]; then
