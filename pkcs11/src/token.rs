@@ -426,10 +426,15 @@ impl Token {
         &self,
         handle: CK_SESSION_HANDLE,
         capacity: Option<usize>,
+        single_part: bool,
     ) -> Result<std::result::Result<KeyOp, usize>> {
         let session = self.session(handle)?;
         let mut s = lock(&session);
         let op = s.sign.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        if single_part && op.multi_part {
+            // C_Sign cannot finish a multi-part signature (C_SignFinal does).
+            return Err(CKR_OPERATION_ACTIVE);
+        }
         let len = op.signature_len();
         if capacity.is_none_or(|c| c < len) {
             return Ok(Err(len));
@@ -451,7 +456,7 @@ impl Token {
         data: &[u8],
         capacity: Option<usize>,
     ) -> Result<Output> {
-        let op = match self.take_sign(handle, capacity)? {
+        let op = match self.take_sign(handle, capacity, true)? {
             Ok(op) => op,
             Err(len) => return Ok(Output::Size(len)),
         };
@@ -473,7 +478,7 @@ impl Token {
 
     /// `C_SignFinal`.
     pub fn sign_final(&self, handle: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Output> {
-        let op = match self.take_sign(handle, capacity)? {
+        let op = match self.take_sign(handle, capacity, false)? {
             Ok(op) => op,
             Err(len) => return Ok(Output::Size(len)),
         };
@@ -506,10 +511,15 @@ impl Token {
         Ok(())
     }
 
-    fn take_verify(&self, handle: CK_SESSION_HANDLE) -> Result<KeyOp> {
+    fn take_verify(&self, handle: CK_SESSION_HANDLE, single_part: bool) -> Result<KeyOp> {
         let session = self.session(handle)?;
-        let op = lock(&session).verify.take();
-        op.ok_or(CKR_OPERATION_NOT_INITIALIZED)
+        let mut s = lock(&session);
+        let op = s.verify.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        if single_part && op.multi_part {
+            // C_Verify cannot finish a multi-part verification (C_VerifyFinal does).
+            return Err(CKR_OPERATION_ACTIVE);
+        }
+        s.verify.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)
     }
 
     fn check_signature(
@@ -532,7 +542,7 @@ impl Token {
 
     /// `C_Verify` (local, with the public key).
     pub fn verify(&self, handle: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
-        let op = self.take_verify(handle)?;
+        let op = self.take_verify(handle, true)?;
         let request = op.single(data)?;
         Self::check_signature(&op.key, op.signature_len(), &request, signature)
     }
@@ -551,7 +561,7 @@ impl Token {
 
     /// `C_VerifyFinal`.
     pub fn verify_final(&self, handle: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
-        let op = self.take_verify(handle)?;
+        let op = self.take_verify(handle, false)?;
         let key = Arc::clone(&op.key);
         let len = op.signature_len();
         let request = op.finish()?;
@@ -710,6 +720,7 @@ mod tests {
             .expect("init");
         t.sign_update(s, b"hello ").expect("update");
         t.sign_update(s, b"world").expect("update");
+        assert_eq!(t.sign(s, b"x", Some(64)), Err(CKR_OPERATION_ACTIVE));
         assert_eq!(t.sign_final(s, None), Ok(Output::Size(64)));
         assert_eq!(t.sign_final(s, Some(64)), Ok(Output::Done(vec![0x5a; 64])));
         assert_eq!(

@@ -325,3 +325,59 @@ fn pkcs11_tool_test_fork() {
     );
     assert!(stdout.contains("Private Key Object"), "{stdout}");
 }
+
+/// A signature the server refuses fails with a code, and stderr (never stdout)
+/// says why: here, which key of which operation still lacks approvals.
+/// (pkcs11-tool tries C_Sign, then C_SignUpdate/C_SignFinal: two refusals.)
+#[test]
+fn refusals_are_explained_on_stderr() {
+    let server = DevServer::start();
+    let pending = server.create_operation("orderer-client", &[("key2", 1)], 600_000);
+    let env = Pkcs11Env::with_operation(server, pending.clone());
+    let ids = env.key_ids();
+    let data = env.path("data.txt");
+    std::fs::write(&data, b"waiting for approval").expect("write data");
+    let mut cmd = env.command(pkcs11_tool());
+    cmd.arg("--module")
+        .arg(&env.module)
+        .args([
+            "--sign",
+            "--id",
+            &ids["key2"],
+            "--mechanism",
+            "ECDSA-SHA256",
+            "--input-file",
+        ])
+        .arg(&data)
+        .arg("--output-file")
+        .arg(env.path("data.sig"));
+    let out = cmd.output().expect("run pkcs11-tool");
+    assert!(
+        !out.status.success(),
+        "signing under a pending operation succeeded"
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("CKR_FUNCTION_REJECTED"), "{stderr}");
+    assert!(stderr.contains("libpkcs11ks"), "no reason logged: {stderr}");
+    assert!(
+        stderr.contains("key2"),
+        "the reason does not name the key: {stderr}"
+    );
+    assert!(
+        stderr.contains(&pending),
+        "the reason does not name the operation: {stderr}"
+    );
+    assert!(
+        stderr.to_lowercase().contains("approv"),
+        "the reason does not mention approval: {stderr}"
+    );
+    assert!(
+        !stdout.contains("libpkcs11ks"),
+        "the module wrote to stdout: {stdout}"
+    );
+    eprintln!(
+        "pkcs11-tool said:
+{stderr}"
+    );
+}
