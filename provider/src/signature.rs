@@ -806,3 +806,128 @@ macro_rules! signature_table {
 
 signature_table!(RSA_SIGNATURE, rsa_gettable, rsa_settable);
 signature_table!(ECDSA_SIGNATURE, ec_gettable, ec_settable);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(public: PublicKey) -> SigCtx {
+        SigCtx {
+            prov: Arc::new(ProvCtx::detached(Default::default())),
+            key: Some(KeyData {
+                kind: KeyKind::of(&public),
+                public: Some(public),
+                remote: None,
+            }),
+            op: Op::Sign,
+            hash: None,
+            hasher: None,
+            pad: Pad::Pkcs1,
+            salt: Salt::AutoDigestMax,
+            mgf1: None,
+        }
+    }
+
+    fn rsa2048() -> PublicKey {
+        PublicKey::Rsa {
+            n: vec![0xc5; 256],
+            e: vec![1, 0, 1],
+        }
+    }
+
+    #[test]
+    fn pkcs1_infers_the_hash_or_takes_a_digest_info() {
+        let c = ctx(rsa2048());
+        let r = c.requests(&[7; 48], false).expect("sha384-sized input");
+        assert_eq!(
+            r,
+            vec![SignRequest::RsaPkcs1 {
+                hash: HashAlg::Sha384,
+                digest: vec![7; 48]
+            }]
+        );
+        let di = hash::digest_info(HashAlg::Sha256, &[1; 32]).expect("digest info");
+        let r = c.requests(&di, false).expect("a DigestInfo");
+        assert_eq!(r, vec![SignRequest::RsaPkcs1DigestInfo { digest_info: di }]);
+        let e = c.requests(&[0; 20], false).expect_err("SHA-1 sized");
+        assert_eq!(e.reason, Reason::InvalidInput);
+    }
+
+    #[test]
+    fn pss_salt_lengths() {
+        let mut c = ctx(rsa2048());
+        c.pad = Pad::Pss;
+        c.hash = Some(HashAlg::Sha256);
+        let salt = |c: &SigCtx| match c.requests(&[0; 32], false).expect("pss")[0] {
+            SignRequest::RsaPss { salt_len, .. } => salt_len,
+            _ => unreachable!("a PSS request"),
+        };
+        c.salt = Salt::Digest;
+        assert_eq!(salt(&c), 32);
+        c.salt = Salt::Max;
+        assert_eq!(salt(&c), 256 - 32 - 2);
+        c.salt = Salt::Auto;
+        assert_eq!(salt(&c), 256 - 32 - 2);
+        c.salt = Salt::Len(20);
+        assert_eq!(salt(&c), 20);
+        c.salt = Salt::Len(500);
+        assert_eq!(
+            c.requests(&[0; 32], false).expect_err("too long").reason,
+            Reason::InvalidInput
+        );
+        c.salt = Salt::Digest;
+        c.mgf1 = Some(HashAlg::Sha512);
+        assert_eq!(
+            c.requests(&[0; 32], false).expect_err("mgf1").reason,
+            Reason::Unsupported
+        );
+        // Verifying with "auto" tries the digest length and the maximum.
+        c.mgf1 = None;
+        c.salt = Salt::Auto;
+        assert_eq!(c.requests(&[0; 32], true).expect("pss").len(), 2);
+    }
+
+    #[test]
+    fn ecdsa_is_der_and_wrong_lengths_are_refused() {
+        let mut c = ctx(PublicKey::Ec {
+            curve: ks_common::EcCurve::P256,
+            point: vec![4; 65],
+        });
+        let r = c.requests(&[9; 32], false).expect("ecdsa");
+        assert_eq!(
+            r,
+            vec![SignRequest::Ecdsa {
+                digest: vec![9; 32],
+                format: EcdsaFormat::Der
+            }]
+        );
+        c.hash = Some(HashAlg::Sha384);
+        assert_eq!(
+            c.requests(&[9; 32], false).expect_err("mismatch").reason,
+            Reason::InvalidInput
+        );
+        assert_eq!(
+            c.algorithm_id().expect("algid"),
+            algid::ecdsa(HashAlg::Sha384)
+        );
+        assert_eq!(c.max_size().expect("size"), 72);
+    }
+
+    #[test]
+    fn public_keys_cannot_sign_and_size_queries_stay_local() {
+        let mut c = ctx(rsa2048());
+        let mut len = 0usize;
+        // SAFETY: a null signature buffer asks for the size only; `len` is writable.
+        unsafe { c.sign_digest(ptr::null_mut(), &mut len, 0, &[0; 32]) }.expect("size query");
+        assert_eq!(len, 256);
+        let mut buf = [0u8; 256];
+        // SAFETY: `buf` is writable for its length.
+        let e = unsafe { c.sign_digest(buf.as_mut_ptr(), &mut len, buf.len(), &[0; 32]) }
+            .expect_err("no private half");
+        assert_eq!(e.reason, Reason::InvalidInput);
+        let e = c
+            .init(Op::Sign, ptr::null_mut(), ptr::null())
+            .expect_err("public key");
+        assert!(e.message.contains("ks:"), "{}", e.message);
+    }
+}

@@ -48,9 +48,44 @@ pub fn tool(name: &str, apt_package: &str) -> PathBuf {
         })
 }
 
-/// `openssl` (package openssl).
+/// An OpenSSL installation to test against instead of the system's (the
+/// 3.5/4.0 matrix): `KS_OPENSSL_PREFIX`, as printed by
+/// `provider/scripts/build-openssl.sh`.
+pub fn openssl_prefix() -> Option<PathBuf> {
+    std::env::var_os("KS_OPENSSL_PREFIX")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `openssl`: `$KS_OPENSSL_PREFIX/bin/openssl`, else the system's (package openssl).
 pub fn openssl() -> PathBuf {
-    tool("openssl", "openssl")
+    match openssl_prefix() {
+        Some(prefix) => {
+            let bin = prefix.join("bin/openssl");
+            assert!(
+                bin.is_file(),
+                "KS_OPENSSL_PREFIX={} has no bin/openssl; build it with provider/scripts/build-openssl.sh",
+                prefix.display()
+            );
+            bin
+        }
+        None => tool("openssl", "openssl"),
+    }
+}
+
+/// Compiler arguments that build a small libcrypto program against the
+/// OpenSSL under test (`KS_OPENSSL_PREFIX`'s static libcrypto, else the
+/// system's libssl-dev).
+pub fn libcrypto_cc_args() -> Vec<String> {
+    match openssl_prefix() {
+        Some(prefix) => vec![
+            format!("-I{}", prefix.join("include").display()),
+            prefix.join("lib/libcrypto.a").display().to_string(),
+            "-lpthread".into(),
+            "-ldl".into(),
+        ],
+        None => vec!["-lcrypto".into()],
+    }
 }
 
 /// The repository's `conf/openssl-ks.cnf`.

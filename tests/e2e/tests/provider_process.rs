@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use ks_e2e::provider_support::{run_ok, tool, ProviderEnv};
+use ks_e2e::provider_support::{libcrypto_cc_args, run_ok, tool, ProviderEnv};
 
 /// A small libcrypto program: loads ks:<key> with the keyserver provider,
 /// signs in the parent, forks, signs in the child (with the inherited key and
@@ -99,7 +99,7 @@ fn a_forked_child_signs_correctly() {
             .arg("-o")
             .arg(&bin)
             .arg(&src)
-            .arg("-lcrypto"),
+            .args(libcrypto_cc_args()),
     );
     for keyid in ["key1", "key4"] {
         let before = env.signorders();

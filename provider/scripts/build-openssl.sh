@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds an OpenSSL (libraries AND the `openssl` program) from the sources
+# shipped in the openssl-src crate, once, into <target dir>/openssl-<version>,
+# for the provider's end-to-end matrix:
+#
+#   provider/scripts/build-openssl.sh 400.0.2+4.0.3      # prints the prefix
+#   KS_OPENSSL_PREFIX=$(provider/scripts/build-openssl.sh 400.0.2+4.0.3) \
+#     cargo test -p ks-e2e --test 'provider_*'
+#
+# The crate is fetched by cargo into ~/.cargo/registry if it is not there yet
+# (`cargo fetch` needs it in Cargo.lock; otherwise run
+# `cargo download`-free: `cargo add --dev openssl-src@=<ver>` in a scratch crate).
+set -euo pipefail
+crate_version=${1:?usage: build-openssl.sh <openssl-src crate version, e.g. 400.0.2+4.0.3>}
+here=$(cd "$(dirname "$0")/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$here/target}
+openssl_version=${crate_version#*+}
+prefix=$target/openssl-$openssl_version
+if [ -x "$prefix/bin/openssl" ]; then
+  echo "$prefix"
+  exit 0
+fi
+src=""
+for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/openssl-src-"$crate_version"/openssl; do
+  [ -d "$d" ] && src=$d
+done
+if [ -z "$src" ]; then
+  crate=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/openssl-src-"$crate_version".crate 2>/dev/null | head -1 || true)
+  if [ -z "$crate" ]; then
+    echo "build-openssl: openssl-src $crate_version is not in the cargo registry cache" >&2
+    exit 1
+  fi
+  mkdir -p "$target/openssl-src"
+  tar -xzf "$crate" -C "$target/openssl-src"
+  src=$target/openssl-src/openssl-src-$crate_version/openssl
+fi
+build=$target/openssl-build-$openssl_version
+rm -rf "$build"
+cp -a "$src" "$build"
+cd "$build"
+echo "build-openssl: building OpenSSL $openssl_version in $build (this takes a while)" >&2
+./Configure --prefix="$prefix" --libdir=lib --openssldir="$prefix/ssl" \
+  no-shared no-module no-legacy no-tests no-docs >&2
+make -j"$(nproc)" >&2
+make install_sw >&2
+rm -rf "$build"
+echo "$prefix"
