@@ -306,3 +306,53 @@ fn ksc_binary_does_not_link_openssl() {
         "ksc links OpenSSL:\n{text}"
     );
 }
+
+#[test]
+fn one_client_signs_from_many_threads_over_reused_connections() {
+    let srv = DevServer::start();
+    const THREADS: u32 = 6;
+    const EACH: u32 = 3;
+    let op = srv.create_operation(
+        "orderer-client",
+        &[("key1", THREADS * EACH), ("key2", THREADS * EACH)],
+        300_000,
+    );
+    srv.approve("approver-key2", &op);
+    let settings = with(
+        user_settings(&srv, "orderer-client"),
+        "KSC_OPERATION_ID",
+        &op,
+    );
+    let client = std::sync::Arc::new(client(&settings));
+    client.keys().expect("catalog");
+    let before = srv.stats();
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let c = client.clone();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    let data = format!("thread {t} item {i}");
+                    c.sign("key1", &pkcs1(data.as_bytes()))?;
+                    c.sign("key2", &ecdsa(data.as_bytes()))?;
+                }
+                Ok::<(), ks_common::Error>(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker panicked").expect("worker signs");
+    }
+    let after = srv.stats();
+    assert_eq!(
+        counter(&after, "signorders") - counter(&before, "signorders"),
+        u64::from(2 * THREADS * EACH)
+    );
+    // Connections are kept alive and reused: far fewer TLS handshakes than requests
+    // (at most one per concurrently open connection, plus the harness's own).
+    let handshakes = counter(&after, "tls_handshakes") - counter(&before, "tls_handshakes");
+    assert!(
+        handshakes <= u64::from(THREADS) + 2,
+        "{handshakes} TLS handshakes for {} sign orders",
+        2 * THREADS * EACH
+    );
+}

@@ -18,6 +18,18 @@ fn request(data: &[u8]) -> SignRequest {
     }
 }
 
+fn thread_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .map(|e| std::fs::read_to_string(e.path().join("comm")).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 fn main() {
     let srv = DevServer::start();
     let op = srv.create_operation("orderer-client", &[("key1", 3)], 120_000);
@@ -26,14 +38,24 @@ fn main() {
         "KSC_OPERATION_ID",
         &op,
     );
+    let threads_before = thread_names();
     let client = support::client(&settings);
     client
         .sign("key1", &request(b"parent"))
         .expect("parent signs");
 
+    // The client runs no thread of its own: signing left the thread count as it was before
+    // the client existed (the harness has its own log-draining thread).
+    assert_eq!(
+        thread_names(),
+        threads_before,
+        "the client left a background thread running"
+    );
+
     // SAFETY: fork(2) has no memory-safety preconditions. This process is single-threaded
-    // here (no libtest harness, the client runs no background thread), so the child may run
-    // arbitrary code. The child leaves with _exit so it never runs the parent's destructors
+    // apart from the harness's thread blocked in read(2) (no libtest harness, the client runs
+    // no background thread), so the child may run arbitrary code that takes no lock that
+    // thread holds. The child leaves with _exit so it never runs the parent's destructors
     // (which would kill the dev server).
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
