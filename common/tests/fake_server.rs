@@ -18,9 +18,10 @@ const P256_SIG_DER: &[u8] = include_bytes!("data/p256-sha256.der.sig");
 const MSG: &[u8] = include_bytes!("data/msg.txt");
 
 /// What the fake answers, switchable per test step.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 enum Mode {
     /// Canned fixture signatures (valid only for `MSG`).
+    #[default]
     Normal,
     /// The key list is garbage.
     MalformedKeys,
@@ -30,11 +31,25 @@ enum Mode {
     OtherKeyid,
     /// The sign reply's result is not hex.
     NotHex,
+    /// The first sign order gets a 503 (after "processing" it), later ones succeed.
+    Fail5xxOnce,
+    /// The first sign order gets a 429 with `Retry-After: 1`, later ones succeed.
+    RateLimitOnce,
+    /// The first sign order's connection is closed after the request was read.
+    DropOnce,
 }
 
 struct Fake {
     url: String,
     mode: Arc<Mutex<Mode>>,
+    state: Arc<Mutex<State>>,
+}
+
+/// What the fake has seen, and whether it claims the project's extensions.
+#[derive(Default)]
+struct State {
+    sign_orders: u32,
+    extensions: bool,
 }
 
 fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
@@ -71,10 +86,11 @@ fn respond(stream: &mut TcpStream, status: u16, body: &[u8]) {
     let _ = stream.write_all(body);
 }
 
-fn handle(mut stream: TcpStream, mode: Mode) {
+fn handle(mut stream: TcpStream, mode: Mode, state: &Mutex<State>) {
     let Some((path, body)) = read_request(&mut stream) else {
         return;
     };
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     match path.as_str() {
         "/api/keys" => {
             let body = match mode {
@@ -85,6 +101,12 @@ fn handle(mut stream: TcpStream, mode: Mode) {
                     v.push(b']');
                     v
                 }
+                _ if st.extensions => serde_json::json!([
+                    {"keyid": "key1", "certificate": RSA_CERT, "approvers": 0, "algorithm": "RSA-2048"},
+                    {"keyid": "key2", "certificate": P256_CERT, "approvers": 0, "algorithm": "EC-P256"},
+                ])
+                .to_string()
+                .into_bytes(),
                 _ => serde_json::json!([
                     {"keyid": "key1", "keyinfo": "fake RSA", "certificate": RSA_CERT},
                     {"keyid": "key2", "keyinfo": "fake EC", "certificate": P256_CERT},
@@ -95,6 +117,20 @@ fn handle(mut stream: TcpStream, mode: Mode) {
             respond(&mut stream, 200, &body);
         }
         "/api/signorders" => {
+            st.sign_orders += 1;
+            let first = st.sign_orders == 1;
+            match mode {
+                Mode::Fail5xxOnce if first => {
+                    return respond(&mut stream, 503, b"Service Unavailable");
+                }
+                Mode::RateLimitOnce if first => {
+                    let head = "HTTP/1.1 429 X\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                    let _ = stream.write_all(head.as_bytes());
+                    return;
+                }
+                Mode::DropOnce if first => return,
+                _ => {}
+            }
             let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let keyid = req["keyid"].as_str().unwrap_or("").to_string();
             let result = if keyid == "key1" {
@@ -122,15 +158,16 @@ fn start_fake() -> Fake {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mode = Arc::new(Mutex::new(Mode::Normal));
-    let m = mode.clone();
+    let state = Arc::new(Mutex::new(State::default()));
+    let (m, s) = (mode.clone(), state.clone());
     // Serves until the test process exits; each connection is answered and closed.
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mode = *m.lock().unwrap_or_else(|p| p.into_inner());
-            handle(stream, mode);
+            handle(stream, mode, &s);
         }
     });
-    Fake { url, mode }
+    Fake { url, mode, state }
 }
 
 fn client(fake: &Fake) -> Client {
@@ -223,4 +260,111 @@ fn malformed_and_oversized_key_lists_are_bad_responses() {
     assert!(c.keys().is_err());
     set(&fake, Mode::Normal);
     assert_eq!(c.keys().expect("recovered").len(), 2);
+}
+
+fn reset(fake: &Fake, mode: Mode, extensions: bool) {
+    set(fake, mode);
+    let mut st = fake.state.lock().unwrap_or_else(|p| p.into_inner());
+    st.sign_orders = 0;
+    st.extensions = extensions;
+}
+
+fn sign_orders(fake: &Fake) -> u32 {
+    fake.state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sign_orders
+}
+
+#[test]
+fn sign_orders_are_retried_only_when_safe() {
+    let fake = start_fake();
+    let good = SignRequest::RsaPkcs1 {
+        hash: HashAlg::Sha256,
+        digest: hash::digest(HashAlg::Sha256, MSG),
+    };
+    // A server without the extensions (no requestid): a 503 or a connection dropped after
+    // the request was sent may have spent a use, so the order is not repeated.
+    for mode in [Mode::Fail5xxOnce, Mode::DropOnce] {
+        reset(&fake, mode, false);
+        let e = client(&fake).sign("key1", &good).expect_err("not retried");
+        assert_eq!(e.kind(), ErrorKind::Network, "{mode:?}: {e}");
+        assert_eq!(sign_orders(&fake), 1, "{mode:?}: sent once");
+    }
+    // 429 means "not processed": repeated after Retry-After even without requestid.
+    reset(&fake, Mode::RateLimitOnce, false);
+    let start = std::time::Instant::now();
+    client(&fake)
+        .sign("key1", &good)
+        .expect("retried after 429");
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    assert_eq!(sign_orders(&fake), 2);
+    // A server with the extensions deduplicates by requestid: the same order is repeated.
+    for mode in [Mode::Fail5xxOnce, Mode::DropOnce] {
+        reset(&fake, mode, true);
+        client(&fake)
+            .sign("key1", &good)
+            .expect("retried with requestid");
+        assert_eq!(sign_orders(&fake), 2, "{mode:?}: sent twice");
+    }
+}
+
+#[test]
+fn requestid_is_fresh_per_signature_and_kept_across_retries() {
+    // Checked on the wire by a fake that records the requestids it receives.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        let mut n = 0;
+        for mut stream in listener.incoming().flatten() {
+            let Some((path, body)) = read_request(&mut stream) else {
+                continue;
+            };
+            if path == "/api/keys" {
+                let keys =
+                    serde_json::json!([{"keyid": "key1", "certificate": RSA_CERT, "approvers": 0}]);
+                respond(&mut stream, 200, keys.to_string().as_bytes());
+                continue;
+            }
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            s2.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(req["requestid"].as_str().unwrap_or("").to_string());
+            n += 1;
+            // Every other order fails once with a 503 (first attempt of each signature).
+            if n % 2 == 1 {
+                respond(&mut stream, 503, b"");
+            } else {
+                let reply = serde_json::json!({"keyid": "key1", "result": hex::encode(RSA_SIG), "requestid": req["requestid"]});
+                respond(&mut stream, 201, reply.to_string().as_bytes());
+            }
+        }
+    });
+    let fake = Fake {
+        url,
+        mode: Arc::default(),
+        state: Arc::default(),
+    };
+    let c = client(&fake);
+    let good = SignRequest::RsaPkcs1 {
+        hash: HashAlg::Sha256,
+        digest: hash::digest(HashAlg::Sha256, MSG),
+    };
+    c.sign("key1", &good).expect("first");
+    c.sign("key1", &good).expect("second");
+    let ids = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(ids[0], ids[1], "a retry reuses the requestid");
+    assert_eq!(ids[2], ids[3], "a retry reuses the requestid");
+    assert_ne!(ids[0], ids[2], "each signature has its own requestid");
+    assert!(uuid_like(&ids[0]), "{}", ids[0]);
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }
