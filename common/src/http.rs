@@ -29,7 +29,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Attempts for a retryable request (first try included).
-const MAX_ATTEMPTS: u32 = 5;
+const MAX_ATTEMPTS: u32 = 6;
 /// First backoff delay; doubles per attempt.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Longest single backoff delay.
