@@ -2,3 +2,4 @@
 
 pub mod pkcs11_support;
 pub mod provider_support;
+pub mod tutorial_support;
