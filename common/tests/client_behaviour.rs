@@ -358,3 +358,50 @@ fn one_client_signs_from_many_threads_over_reused_connections() {
         2 * THREADS * EACH
     );
 }
+
+#[test]
+fn trace_logging_never_shows_secrets_or_tokens() {
+    let srv = DevServer::start();
+    let op = srv.create_operation("orderer-client", &[("key1", 1)], 300_000);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log_file = tmp.path().join("ks.log");
+    let settings = with(
+        user_settings(&srv, "orderer-client"),
+        "KSC_OPERATION_ID",
+        &op,
+    );
+    let out = ksc(&with(settings.clone(), "KSC_LOG", "trace"), &["token"]);
+    assert!(out.status.success());
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let token_stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // From here on the token is known to be the one in use: it is given as KSC_ID_TOKEN.
+    let settings = with(settings, "KSC_ID_TOKEN", &token);
+    let data = write(tmp.path(), "data", b"data");
+    let sig = tmp.path().join("sig").display().to_string();
+    let out = ksc(
+        &with(settings.clone(), "KSC_LOG", "trace"),
+        &["sign", "--key", "key1", "--in", &data, "--out", &sig],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("DEBUG"), "trace logging is on: {stderr}");
+    assert!(out.stdout.is_empty(), "the log never goes to stdout");
+    let to_file = with(
+        settings,
+        "KSC_LOG",
+        &format!("trace:{}", log_file.display()),
+    );
+    ksc_code(&to_file, &["keys"], 0);
+    let file_log = std::fs::read_to_string(&log_file).expect("log file written");
+    assert!(file_log.contains("api/keys"), "{file_log}");
+    for text in [&token_stderr, &stderr, &file_log] {
+        assert!(
+            !text.contains("orderer-client-secret"),
+            "secret in log: {text}"
+        );
+        // The token's signature part is unique to it; none of the token may appear.
+        let sig_part = token.rsplit('.').next().unwrap_or(&token);
+        assert!(!text.contains(sig_part), "token in log: {text}");
+        assert!(!text.contains("Bearer ey"), "authorization header in log");
+    }
+}
