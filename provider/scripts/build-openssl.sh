@@ -7,9 +7,10 @@
 #   KS_OPENSSL_PREFIX=$(provider/scripts/build-openssl.sh 400.0.2+4.0.3) \
 #     cargo test -p ks-e2e --test 'provider_*'
 #
-# The crate is fetched by cargo into ~/.cargo/registry if it is not there yet
-# (`cargo fetch` needs it in Cargo.lock; otherwise run
-# `cargo download`-free: `cargo add --dev openssl-src@=<ver>` in a scratch crate).
+# The sources come from the crate in cargo's registry (~/.cargo/registry/src or
+# the downloaded .crate in ~/.cargo/registry/cache). openssl-src trims files
+# that shared libraries and the legacy provider need, so this builds a static
+# `openssl` program (it still loads keyserver.so, which links no libcrypto).
 set -euo pipefail
 crate_version=${1:?usage: build-openssl.sh <openssl-src crate version, e.g. 400.0.2+4.0.3>}
 here=$(cd "$(dirname "$0")/../.." && pwd)

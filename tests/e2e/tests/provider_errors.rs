@@ -125,3 +125,38 @@ fn pending_operation_names_the_key_and_what_to_do() {
     let line = keyserver_error_line(&run_fail(&mut cmd));
     assert!(line.contains("key1"), "{line}");
 }
+
+#[test]
+fn loading_the_provider_contacts_nobody() {
+    let env = ProviderEnv::start(1);
+    let before = env.server.stats();
+    // A server that does not exist, and a real one whose counters must not move.
+    let mut cmd = env.openssl(&[
+        "list",
+        "-provider",
+        "keyserver",
+        "-providers",
+        "-store-loaders",
+    ]);
+    cmd.env("KSC_API_SERVER", "https://192.0.2.1:9")
+        .env("KSC_HTTP_CLIENT_TIMEOUT", "30s");
+    let started = Instant::now();
+    let out = ks_e2e::provider_support::run_ok(&mut cmd);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "provider init must not wait on the network"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("keyserver") && text.contains("ks @ keyserver"),
+        "{text}"
+    );
+    let _ = env.openssl_ok(&["list", "-provider", "keyserver", "-signature-algorithms"]);
+    let after = env.server.stats();
+    // The only request between the two snapshots is the second stats call.
+    let (b, a) = (
+        before["requests"].as_u64().unwrap_or(0),
+        after["requests"].as_u64().unwrap_or(0),
+    );
+    assert_eq!(a, b + 1, "no request at provider load: {before} -> {after}");
+}
