@@ -14,10 +14,12 @@ const CASES: &[(&str, &str, bool)] = &[
     ("key1", "sha256", false), // RSA-2048 PKCS#1 v1.5
     ("key1", "sha256", true),  // RSA-2048 PSS
     ("key2", "sha256", false), // EC P-256
+    ("key2", "sha512", false), // EC P-256, digest longer than the field
     ("key3", "sha384", false), // RSA-3072
     ("key3", "sha512", true),  // RSA-3072 PSS
     ("key4", "sha384", false), // EC P-384
     ("key5", "sha512", false), // EC P-521
+    ("key5", "sha256", false), // EC P-521, digest shorter than half the field
     ("key6", "sha512", false), // RSA-4096
     ("key6", "sha384", true),  // RSA-4096 PSS
 ];
@@ -106,13 +108,13 @@ fn tutorial_flow_through_ksc() {
             "--key",
             "key1=2",
             "--key",
-            "key2=1",
+            "key2=2",
             "--key",
             "key3=2",
             "--key",
             "key4=1",
             "--key",
-            "key5=1",
+            "key5=2",
             "--key",
             "key6=2",
             "--valid",
