@@ -254,7 +254,8 @@ fn retries_under_faults_never_spend_an_extra_use() {
         .fault_429(0.05)
         .fault_drop(0.05)
         .start();
-    const USES: u32 = 8;
+    // ~30 requests: some fault is all but certain (0.8^30 < 0.2% to see none).
+    const USES: u32 = 12;
     let op = srv.create_operation("orderer-client", &[("key1", USES), ("key5", USES)], 300_000);
     let settings = with(
         user_settings(&srv, "orderer-client"),
@@ -349,11 +350,12 @@ fn one_client_signs_from_many_threads_over_reused_connections() {
         counter(&after, "signorders") - counter(&before, "signorders"),
         u64::from(2 * THREADS * EACH)
     );
-    // Connections are kept alive and reused: far fewer TLS handshakes than requests
-    // (at most one per concurrently open connection, plus the harness's own).
+    // Connections are kept alive and reused: far fewer TLS handshakes than requests. The bound
+    // allows two connections per thread (a connection whose end-of-response has not been
+    // processed yet is busy, so a concurrent request may open another) plus the harness's own.
     let handshakes = counter(&after, "tls_handshakes") - counter(&before, "tls_handshakes");
     assert!(
-        handshakes <= u64::from(THREADS) + 2,
+        handshakes <= u64::from(2 * THREADS) + 2,
         "{handshakes} TLS handshakes for {} sign orders",
         2 * THREADS * EACH
     );
