@@ -44,5 +44,9 @@ echo "build-openssl: building OpenSSL $openssl_version in $build (this takes a w
   no-shared no-module no-legacy no-tests no-docs >&2
 make -j"$(nproc)" >&2
 make install_sw >&2
+# `openssl req` wants a default config file; openssl-src ships none.
+mkdir -p "$prefix/ssl"
+printf '%s\n' '[ req ]' 'distinguished_name = req_distinguished_name' '[ req_distinguished_name ]' \
+  > "$prefix/ssl/openssl.cnf"
 rm -rf "$build"
 echo "$prefix"
