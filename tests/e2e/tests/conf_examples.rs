@@ -283,11 +283,11 @@ fn p11_kit_module_file_registers_the_keyserver_token() {
     let text = std::fs::read_to_string(repo_file("conf/p11-kit/keyserver.module"))
         .expect("read keyserver.module");
     assert!(text.contains("\ntrust-policy: no\n") && text.contains("\ncritical: no\n"));
-    let text = set_line(
-        &text,
-        "module:",
-        &format!("module: {}", artefact("libpkcs11ks.so").display()),
-    );
+    // A copy of the module: the build directory may not be readable by the
+    // unprivileged user (e.g. a checkout under /root).
+    let module = tmp.path().join("libpkcs11ks.so");
+    std::fs::copy(artefact("libpkcs11ks.so"), &module).expect("copy the module");
+    let text = set_line(&text, "module:", &format!("module: {}", module.display()));
     std::fs::write(modules.join("keyserver.module"), text).expect("write keyserver.module");
     // The unprivileged user must read everything it needs.
     let ca = tmp.path().join("ca.pem");
@@ -314,7 +314,13 @@ fn p11_kit_module_file_registers_the_keyserver_token() {
         ("KSC_OPERATION_ID", op.clone()),
     ];
 
-    let listed = run_ok(unprivileged(&p11_kit).envs(env.clone()).arg("list-modules")).stdout;
+    let listed = run_ok(
+        unprivileged(&p11_kit)
+            .envs(env.clone())
+            .current_dir(tmp.path())
+            .arg("list-modules"),
+    )
+    .stdout;
     let listed = String::from_utf8_lossy(&listed);
     assert!(
         listed.contains("keyserver: ") && listed.contains("token: KEYSERVER"),
@@ -326,6 +332,7 @@ fn p11_kit_module_file_registers_the_keyserver_token() {
     let objects = run_ok(
         unprivileged(&pkcs11_tool)
             .envs(env.clone())
+            .current_dir(tmp.path())
             .arg("--module")
             .arg(&proxy)
             .args([
@@ -348,6 +355,7 @@ fn p11_kit_module_file_registers_the_keyserver_token() {
     run_ok(
         unprivileged(&pkcs11_tool)
             .envs(env.clone())
+            .current_dir(tmp.path())
             .arg("--module")
             .arg(&proxy)
             .args([
@@ -367,6 +375,7 @@ fn p11_kit_module_file_registers_the_keyserver_token() {
     run_ok(
         unprivileged(&pkcs11_tool)
             .envs(env)
+            .current_dir(tmp.path())
             .arg("--module")
             .arg(&proxy)
             .args([
