@@ -58,6 +58,7 @@ Options:
 
 Environment:
   KSC_API_SERVER       a real KeyServer API URL: switches off the dev KeyServer
+                       (so does KSC_CONFIG, a ksc config file naming one)
   KSC_ID_TOKEN         bearer token (e.g. a CI JWT) for the real KeyServer, or
   KSC_AUTH_SERVER, KSC_CLIENT_ID, KSC_CLIENT_SECRET
                        client credentials to obtain one
@@ -130,7 +131,9 @@ die() { printf 'signandvalidate: %s\n' "$*" >&2; exit 1; }
 run() { printf '   $ %s\n' "$*"; "$@"; }
 has_path() { local p; for p in "${path_list[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
-if [ -n "${KSC_API_SERVER:-}" ]; then mode=remote; else mode=dev; fi
+# A KeyServer configured in the environment or in a KSC_CONFIG file means a real one.
+if [ -n "${KSC_API_SERVER:-}" ] || [ -n "${KSC_CONFIG:-}" ]; then mode=remote; else mode=dev; fi
+server_name() { echo "${KSC_API_SERVER:-the KeyServer of $KSC_CONFIG}"; }
 
 # --------------------------------------------------------- prerequisites ----
 # Finds libp11's OpenSSL engine in OpenSSL's engines directory.
@@ -261,7 +264,7 @@ if [ $mode = dev ]; then
   info "\$ export KSC_ID_TOKEN=\$(ksc token)   # the tutorial's curl ... /oauth2/token | jq -r .access_token"
   KSC_ID_TOKEN=$(as_user orderer-client "$ksc" token) || die "could not get a token from the dev auth server"
 else
-  step "Token for $KSC_API_SERVER"
+  step "Token for $(server_name)"
   if [ -n "${KSC_ID_TOKEN:-}" ]; then
     info "using KSC_ID_TOKEN from the environment"
   else
@@ -275,7 +278,7 @@ export KSC_ID_TOKEN
 export KSC_OPERATION_DESCRIPTION=$description
 
 step "Available keys"
-run "$ksc" keys || die "could not list the keys of $KSC_API_SERVER (ksc's reason is above)"
+run "$ksc" keys || die "could not list the keys of $(server_name) (ksc's reason is above)"
 
 # ------------------------------------------------------------- helpers ----
 modules=$work/ossl-modules
@@ -453,7 +456,7 @@ fi
 
 step "Summary"
 {
-  echo "Signed $image ($(wc -c <"$image") bytes) on $KSC_API_SERVER ($mode KeyServer)"
+  echo "Signed $image ($(wc -c <"$image") bytes) on $(server_name) ($mode KeyServer)"
   printf '%-12s %-6s %-10s %-34s %s\n' PATH KEY TYPE SIGNATURE RESULT
   printf '%s\n' "${summary[@]}"
   echo "${#summary[@]} signatures, all verified with openssl; files in $out_dir"

@@ -163,6 +163,43 @@ fn against_a_running_keyserver_it_waits_for_a_person_to_approve() {
         .args(["--description", "Release 1.2.3 of the XYZ firmware"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let (seen, operation) = run_approving(cmd, &server, |id| {
+        // Nothing is signed before a person approves.
+        assert!(
+            !out_dir.join("firmware.provider.key1.sig").exists(),
+            "signed before approval"
+        );
+        let status = server.operation(id);
+        assert_eq!(
+            status["description"], "Release 1.2.3 of the XYZ firmware",
+            "{status}"
+        );
+    });
+    assert!(
+        seen.contains("Ask the approvers of key1 and key4 to approve operation"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("dev KeyServer"),
+        "no dev server in this mode:\n{seen}"
+    );
+    check_output(&out_dir, &image);
+    // One operation, one use of each key per signing path.
+    let st = server.operation(&operation);
+    let uses = st["keyusagerestrictions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no keyusagerestrictions in {st}"));
+    for u in uses {
+        assert_eq!(u["usagecount"], 3, "{st}");
+        assert_eq!(u["maxusagecount"], 3, "{st}");
+    }
+}
+
+/// Runs the script in its real-KeyServer mode: each time it says it waits for
+/// people to approve an operation, `check` looks at it and approver-key4
+/// approves. Returns its stdout and the (last) operation id.
+fn run_approving(mut cmd: Command, server: &DevServer, check: impl Fn(&str)) -> (String, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start signandvalidate.sh");
     let stderr = child.stderr.take().expect("stderr");
     let err_thread = std::thread::spawn(move || {
@@ -182,17 +219,9 @@ fn against_a_running_keyserver_it_waits_for_a_person_to_approve() {
             .and_then(|l| l.split_once("Waiting for people to approve operation "))
             .map(|(_, id)| id.trim().to_string())
         {
-            // Nothing is signed before a person approves.
-            assert!(
-                !out_dir.join("firmware.provider.key1.sig").exists(),
-                "signed before approval"
-            );
             let status = server.operation(&id);
             assert_eq!(status["status"], "pending", "{status}");
-            assert_eq!(
-                status["description"], "Release 1.2.3 of the XYZ firmware",
-                "{status}"
-            );
+            check(&id);
             server.approve("approver-key4", &id);
             operation = Some(id);
         }
@@ -212,16 +241,40 @@ fn against_a_running_keyserver_it_waits_for_a_person_to_approve() {
         !seen.contains("dev KeyServer"),
         "no dev server in this mode:\n{seen}"
     );
-    check_output(&out_dir, &image);
-    // One operation, one use of each key per signing path.
-    let st = server.operation(&operation);
-    let uses = st["keyusagerestrictions"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no keyusagerestrictions in {st}"));
-    for u in uses {
-        assert_eq!(u["usagecount"], 3, "{st}");
-        assert_eq!(u["maxusagecount"], 3, "{st}");
+    (seen, operation)
+}
+
+#[test]
+fn a_ksc_config_file_alone_selects_the_running_keyserver() {
+    require_tools();
+    let server = DevServer::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let conf = tmp.path().join("ksc.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "KSC_API_SERVER={}\nKSC_CA_FILE={}\nKSC_AUTH_SERVER={}\nKSC_CLIENT_ID=orderer-client\nKSC_CLIENT_SECRET=orderer-client-secret\n",
+            server.api_url(),
+            server.ca_file().display(),
+            server.auth_url()
+        ),
+    )
+    .expect("write ksc.conf");
+    let mut cmd = script(tmp.path(), tmp.path());
+    cmd.env("KSC_CONFIG", &conf)
+        .args(["--paths", "provider", "--one-operation"]);
+    let (seen, operation) = run_approving(cmd, &server, |_| {});
+    assert!(seen.contains("the KeyServer of"), "{seen}");
+    let out = tmp.path().join("output");
+    for key in ["key1", "key4"] {
+        openssl_verify_with_cert(
+            &out.join(format!("{key}.provider.cert.pem")),
+            &out.join(format!("firmware.provider.{key}.sig")),
+            &out.join("firmware.bin"),
+        );
     }
+    let st = server.operation(&operation);
+    assert_eq!(st["createdby"], "orderer-client", "{st}");
 }
 
 /// The options a script's argument loop accepts (`--name)` case labels).
