@@ -111,7 +111,7 @@ targets=(
 
 if [ $uninstall -eq 1 ]; then
   for t in "${targets[@]}"; do
-    if [ -e "$destdir$t" ]; then run rm -f "$destdir$t"; echo "removed $destdir$t" >&2; fi
+    if [ -e "$destdir$t" ]; then run rm -f "$destdir$t"; [ $dry -eq 1 ] || echo "removed $destdir$t" >&2; fi
   done
   # Only directories this script alone fills; never the shared ones.
   for d in "$destdir$confdir" "$destdir$pkcs11dir"; do
@@ -172,7 +172,9 @@ sed "${engine_sed[@]}" "$root/conf/openssl-pkcs11-engine.cnf" | write_file "$des
 provider_cnf | write_file "$destdir$confdir/openssl-ks.cnf"
 write_file "$destdir$confdir/ksc.conf" <"$root/conf/ksc.conf"
 
-for t in "${targets[@]}"; do echo "installed $destdir$t" >&2; done
+done_word=installed
+[ $dry -eq 1 ] && done_word="would install"
+for t in "${targets[@]}"; do echo "$done_word $destdir$t" >&2; done
 if [ "$prefix" != /usr ]; then
   echo "install: keyserver.so is not in OpenSSL's default modules directory: export OPENSSL_MODULES=$modulesdir" >&2
   echo "install: (or use OPENSSL_CONF=$confdir/openssl-ks.cnf, which names it by absolute path)" >&2
