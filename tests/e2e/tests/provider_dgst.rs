@@ -304,3 +304,36 @@ fn storeutl_lists_every_key_and_honours_the_expected_type() {
         );
     }
 }
+
+#[test]
+fn provider_path_finds_keyserver_so_without_openssl_modules() {
+    let env = ProviderEnv::start(1);
+    env.write("data", b"found through -provider-path\n");
+    let modules = env.modules.to_string_lossy().into_owned();
+    let mut cmd = env.openssl(&[
+        "dgst",
+        "-provider-path",
+        &modules,
+        "-provider",
+        "keyserver",
+        "-sign",
+        "ks:key1",
+        "-sha256",
+        "-out",
+        "pp.sig",
+        "data",
+    ]);
+    cmd.env_remove("OPENSSL_MODULES");
+    run_ok(&mut cmd);
+    let public = env.public_key("key1");
+    let out = env.openssl_ok(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &public.to_string_lossy(),
+        "-signature",
+        "pp.sig",
+        "data",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Verified OK"));
+}
