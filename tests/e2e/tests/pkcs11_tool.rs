@@ -252,14 +252,16 @@ fn sign_with_every_key_and_mechanism_verified_by_openssl() {
     }
 }
 
-/// `pkcs11-tool --test`: random, digests, signatures (C_Sign, multi-part, size
-/// queries) and verification.
+/// `pkcs11-tool --test` on a token holding EC keys only: the RNG and digest
+/// self-tests run; the signature and verify self-tests find no RSA key and
+/// are skipped by pkcs11-tool.
 ///
-/// pkcs11-tool's signature self-test only exercises RSA keys, and always with
-/// `CKM_RSA_PKCS` over a SHA-1 DigestInfo; KeyServer's core (ks-common) and the
-/// dev KeyServer refuse SHA-1 DigestInfos (`CKR_DATA_INVALID`), so this run uses
-/// a token holding EC keys only. The RSA mechanisms are covered by
-/// `sign_with_every_key_and_mechanism_verified_by_openssl` and the cryptoki suite.
+/// Why EC only: pkcs11-tool's signature self-test exercises RSA keys only, and
+/// always with `CKM_RSA_PKCS` over a SHA-1 DigestInfo, which KeyServer's core
+/// (ks-common) and the dev KeyServer refuse (`CKR_DATA_INVALID`); against the
+/// default keys it aborts there. The module's signing (C_Sign, multi-part,
+/// size queries, C_Verify) is covered by
+/// `sign_with_every_key_and_mechanism_verified_by_openssl` and pkcs11_cryptoki.rs.
 #[test]
 fn pkcs11_tool_self_test() {
     let server = DevServer::builder()
@@ -286,6 +288,10 @@ fn pkcs11_tool_self_test() {
         "{stdout}"
     );
     assert!(stdout.contains("SHA256: OK"), "{stdout}");
+    assert!(
+        stderr.contains("Signatures: no private key found"),
+        "{stderr}"
+    );
     assert!(!stdout.contains("ERR"), "{stdout}");
     assert!(
         !stderr.contains("libpkcs11ks"),
