@@ -48,6 +48,8 @@ pub struct App {
     pub faults: FaultConfig,
     /// Request body limit.
     pub max_body: usize,
+    /// Sessions and login limits of the approvers' web page (`/ui/`).
+    pub web: crate::web::WebState,
 }
 
 /// The response type of every handler.
@@ -76,7 +78,7 @@ fn error_response(e: &ApiError) -> Resp {
 }
 
 /// Runs blocking work (database, signing) off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
@@ -159,6 +161,9 @@ async fn route(app: &Arc<App>, listener: Listener, req: Request<Incoming>) -> Ap
             }
             _ => Err(ApiError::not_found(format!("no such endpoint {path}"))),
         },
+        Listener::Api if crate::web::is_ui_path(req.uri().path()) => {
+            Ok(crate::web::handle(app, req).await)
+        }
         Listener::Api => {
             let seg_ok = segs.iter().all(|s| s.len() <= 128);
             if !seg_ok {
@@ -198,7 +203,7 @@ async fn route(app: &Arc<App>, listener: Listener, req: Request<Incoming>) -> Ap
 const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Reads the body within the size limit.
-async fn read_body(app: &App, req: Request<Incoming>) -> ApiResult<Bytes> {
+pub(crate) async fn read_body(app: &App, req: Request<Incoming>) -> ApiResult<Bytes> {
     let too_big = || {
         ApiError::invalid(format!(
             "request body is larger than {} bytes",
@@ -278,7 +283,7 @@ fn authenticate(app: &App, req: &Request<Incoming>) -> ApiResult<Principal> {
     app.tokens.verify(token, &app.users)
 }
 
-fn form_decode(s: &str) -> String {
+pub(crate) fn form_decode(s: &str) -> String {
     fn hexval(b: u8) -> Option<u8> {
         (b as char).to_digit(16).map(|d| d as u8)
     }
@@ -545,10 +550,24 @@ async fn decide(
     approve: bool,
 ) -> ApiResult<Resp> {
     let p = authenticate(app, req)?;
+    let entry = AuditEntry::new(&p.id, if approve { "approve" } else { "reject" });
+    let op = decide_as(app, p, id, approve, entry).await?;
+    Ok(json_response(200, &op.to_json(now_ms())))
+}
+
+/// Approves or rejects operation `id` as `p` under the rules of
+/// [`Operation::approve`]/[`Operation::reject`], auditing `entry` with the
+/// outcome. The API and the web page both decide through here.
+pub(crate) async fn decide_as(
+    app: &Arc<App>,
+    p: Principal,
+    id: String,
+    approve: bool,
+    entry: AuditEntry,
+) -> ApiResult<Operation> {
     let store = app.store.clone();
     let now = now_ms();
-    let entry = AuditEntry::new(&p.id, if approve { "approve" } else { "reject" });
-    let op = blocking(move || {
+    blocking(move || {
         store.update_operation(
             &id,
             |op| {
@@ -567,8 +586,7 @@ async fn decide(
             entry,
         )
     })
-    .await?;
-    Ok(json_response(200, &op.to_json(now_ms())))
+    .await
 }
 
 /// `POST /api/signorders`.

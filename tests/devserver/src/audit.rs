@@ -27,6 +27,9 @@ pub struct AuditEntry {
     pub digest: Option<String>,
     /// `ok` or the §7 error code.
     pub outcome: String,
+    /// `ui` when done through the approvers' web page (absent for the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl AuditEntry {
@@ -41,6 +44,7 @@ impl AuditEntry {
             key: None,
             digest: None,
             outcome: "ok".into(),
+            via: None,
         }
     }
     /// With an operation id.
@@ -58,6 +62,11 @@ impl AuditEntry {
         // Bounded: the input is validated before it is signed, but refusals
         // of huge inputs are audited too.
         self.digest = Some(hex.chars().take(256).collect());
+        self
+    }
+    /// Done through `channel` (e.g. `ui`).
+    pub fn via(mut self, channel: &str) -> Self {
+        self.via = Some(channel.to_string());
         self
     }
     /// With an outcome.

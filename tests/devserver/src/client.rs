@@ -72,6 +72,28 @@ impl HttpsClient {
         })
     }
 
+    /// The leaf certificate (DER) the server at `url` presents, after
+    /// verifying it against the CA like every request does.
+    pub fn server_certificate(&self, url: &str) -> Result<Vec<u8>, String> {
+        let (authority, name, _) = split_url(url)?;
+        let tcp = TcpStream::connect(authority).map_err(|e| format!("connect {authority}: {e}"))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let conn =
+            rustls::ClientConnection::new(self.config.clone(), name).map_err(|e| e.to_string())?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| format!("TLS handshake with {authority}: {e}"))?;
+        }
+        tls.conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .ok_or_else(|| format!("{authority} presented no certificate"))
+    }
+
     /// Sends one request to `url` (`https://host:port/path`).
     pub fn request(
         &self,
@@ -80,18 +102,7 @@ impl HttpsClient {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<HttpResponse, String> {
-        let rest = url
-            .strip_prefix("https://")
-            .ok_or_else(|| format!("not an https URL: {url}"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let host = match authority.rsplit_once(':') {
-            Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
-            None => authority,
-        };
-        let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+        let (authority, name, path) = split_url(url)?;
         let tcp = TcpStream::connect(authority).map_err(|e| format!("connect {authority}: {e}"))?;
         tcp.set_read_timeout(Some(Duration::from_secs(60)))
             .map_err(|e| e.to_string())?;
@@ -120,6 +131,23 @@ impl HttpsClient {
         }
         parse_response(&raw).ok_or_else(|| format!("no valid HTTP response from {url}"))
     }
+}
+
+/// `https://host:port/path` → (`host:port`, TLS name, `/path`).
+fn split_url(url: &str) -> Result<(&str, ServerName<'static>, &str), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("not an https URL: {url}"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host = match authority.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => authority,
+    };
+    let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    Ok((authority, name, path))
 }
 
 fn parse_response(raw: &[u8]) -> Option<HttpResponse> {

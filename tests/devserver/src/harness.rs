@@ -453,6 +453,33 @@ impl DevServer {
         ]
     }
 
+    /// The approvers' web page: `https://127.0.0.1:PORT/ui/`.
+    pub fn ui_url(&self) -> String {
+        format!("{}/ui/", self.api_url)
+    }
+
+    /// base64(SHA-256(SubjectPublicKeyInfo)) of the certificate the API
+    /// listener presents now (it is verified against the dev CA first):
+    /// what Chromium's `--ignore-certificate-errors-spki-list` takes, so a
+    /// browser trusts exactly this server and nothing else. The server key
+    /// changes at every start; ask again after a restart.
+    pub fn tls_spki_pin(&self) -> String {
+        use der::{Decode, Encode};
+        use sha2::Digest;
+        let der = self
+            .http()
+            .server_certificate(&self.api_url)
+            .unwrap_or_else(|e| panic!("server certificate: {e}"));
+        let cert = x509_cert::Certificate::from_der(&der)
+            .unwrap_or_else(|e| panic!("server certificate: {e}"));
+        let spki = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .unwrap_or_else(|e| panic!("server SPKI: {e}"));
+        B64.encode(sha2::Sha256::digest(&spki))
+    }
+
     /// `GET /api/dev/stats`.
     pub fn stats(&self) -> Value {
         let r = self.api_request("GET", "/api/dev/stats", None, None);

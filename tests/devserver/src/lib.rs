@@ -5,7 +5,8 @@
 //! One module per concern: [`config`], [`tls`], [`jwt`] and [`users`] (who
 //! may do what), [`keys`]/[`keyring`]/[`certs`] (key material), [`operations`]
 //! and [`signorders`] (the rules), [`store`] and [`audit`] (durable state),
-//! [`faults`], [`stats`], [`api`] (routing) and [`server`] (listeners).
+//! [`faults`], [`stats`], [`api`] (routing), [`server`] (listeners) and
+//! [`web`] (the approvers' web page under `/ui/`).
 
 #![warn(missing_docs)]
 
@@ -28,3 +29,4 @@ pub mod store;
 pub mod tls;
 pub mod users;
 pub mod util;
+pub mod web;

@@ -89,6 +89,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared, String> {
         stats: Stats::default(),
         faults: opts.faults.clone(),
         max_body: file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
+        web: crate::web::WebState::default(),
     });
     Ok(Prepared { app, tls, data_dir })
 }
@@ -188,7 +189,7 @@ async fn shutdown_signal() {
 
 async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Arc<App>, which: Listener) {
     loop {
-        let (tcp, _peer) = match listener.accept().await {
+        let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
@@ -211,7 +212,10 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Arc<App>, whic
                 };
             Stats::inc(&app.stats.tls_handshakes);
             let svc_app = app.clone();
-            let svc = service_fn(move |req| handle(svc_app.clone(), which, req));
+            let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(crate::web::PeerAddr(peer));
+                handle(svc_app.clone(), which, req)
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
