@@ -3,3 +3,4 @@
 pub mod pkcs11_support;
 pub mod provider_support;
 pub mod tutorial_support;
+pub mod web_support;
