@@ -24,7 +24,7 @@ use ks_devserver::harness::DevServer;
 use serde_json::{json, Value};
 
 /// How long one wait for the page may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub const WAIT: Duration = Duration::from_secs(30);
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Finds `tool` on PATH or fails naming the Debian packages.

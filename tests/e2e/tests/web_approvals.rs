@@ -161,6 +161,15 @@ fn the_creator_cannot_approve_and_key3_needs_two_different_approvers() {
     let op3 = server.create_operation("orderer-client", &[("key3", 1)], 300_000);
     let b = Browser::start(&server);
 
+    // Logged out, every page leads to the login form; a wrong password says so.
+    b.open("/ui/audit");
+    b.wait_path("/ui/login");
+    b.fill("#username", "adminuser");
+    b.fill("#password", "not-the-secret");
+    b.click("#login");
+    b.wait_text("#login-error", "Wrong user name or password.");
+    assert_eq!(b.path(), "/ui/login");
+
     // Four-eyes: adminuser created `own`; the page offers no approval...
     b.login("adminuser");
     let actions = b.text(&format!("#op-{own} .actions"));
@@ -186,6 +195,8 @@ fn the_creator_cannot_approve_and_key3_needs_two_different_approvers() {
     assert!(approvers(&server, &own, "key4").is_empty());
     b.open("/ui/");
     b.logout();
+    b.open("/ui/");
+    b.wait_path("/ui/login");
 
     // key3 needs two approvals: approver-key3 gives one...
     b.login("approver-key3");
