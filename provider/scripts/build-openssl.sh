@@ -28,7 +28,8 @@ done
 if [ -z "$src" ]; then
   crate=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/openssl-src-"$crate_version".crate 2>/dev/null | head -1 || true)
   if [ -z "$crate" ]; then
-    echo "build-openssl: openssl-src $crate_version is not in the cargo registry cache" >&2
+    echo "build-openssl: openssl-src $crate_version is not in the cargo registry cache;" \
+      "fetch it with: cargo info openssl-src@$crate_version" >&2
     exit 1
   fi
   mkdir -p "$target/openssl-src"
