@@ -160,3 +160,61 @@ fn loading_the_provider_contacts_nobody() {
     );
     assert_eq!(a, b + 1, "no request at provider load: {before} -> {after}");
 }
+
+#[test]
+fn approval_timeout_from_the_config_file_waits_for_the_approver() {
+    let env = ProviderEnv::start(1);
+    env.write("data", b"signed once approved\n");
+    let pending = env
+        .server
+        .create_operation("orderer-client", &[("key2", 1)], 600_000);
+    let base = std::fs::read_to_string(ks_e2e::provider_support::repo_openssl_cnf())
+        .expect("read conf/openssl-ks.cnf");
+    let cnf = base.replace(
+        "activate = 1\n# Optional settings",
+        "activate = 1\napproval_timeout = 90s\n# Optional settings",
+    );
+    assert_ne!(
+        cnf, base,
+        "the provider section of conf/openssl-ks.cnf changed shape"
+    );
+    let cnf = env.write("wait.cnf", cnf);
+    let errors_before = env.server.stats()["client_errors"].as_u64().unwrap_or(0);
+    let mut cmd = env.openssl(&[
+        "dgst", "-sign", "ks:key2", "-sha256", "-out", "wait.sig", "data",
+    ]);
+    cmd.env("OPENSSL_CONF", &cnf)
+        .env("KSC_OPERATION_ID", &pending)
+        .env_remove("KSC_APPROVAL_TIMEOUT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("start openssl");
+    // The signer has met the pending operation once the server answered it a
+    // 409; only then approve (bounded polling of the server's counters).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.server.stats()["client_errors"].as_u64().unwrap_or(0) == errors_before {
+        assert!(
+            Instant::now() < deadline,
+            "openssl never asked for the pending operation"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.server.approve("approver-key2", &pending);
+    let out = child.wait_with_output().expect("openssl finishes");
+    assert!(
+        out.status.success(),
+        "signing after approval failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = env.public_key("key2");
+    let v = env.openssl_ok(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &public.to_string_lossy(),
+        "-signature",
+        "wait.sig",
+        "data",
+    ]);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("Verified OK"));
+}
