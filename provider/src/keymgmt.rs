@@ -317,7 +317,7 @@ static RSA_GETTABLE: ParamTable<7> = ParamTable([
     describe(OSSL_PKEY_PARAM_RSA_E, OSSL_PARAM_UNSIGNED_INTEGER),
     END,
 ]);
-static EC_GETTABLE: ParamTable<12> = ParamTable([
+static EC_GETTABLE: ParamTable<11> = ParamTable([
     describe(OSSL_PKEY_PARAM_BITS, OSSL_PARAM_INTEGER),
     describe(OSSL_PKEY_PARAM_SECURITY_BITS, OSSL_PARAM_INTEGER),
     describe(OSSL_PKEY_PARAM_MAX_SIZE, OSSL_PARAM_INTEGER),
@@ -331,7 +331,6 @@ static EC_GETTABLE: ParamTable<12> = ParamTable([
     ),
     describe(OSSL_PKEY_PARAM_EC_ENCODING, OSSL_PARAM_UTF8_STRING),
     describe(OSSL_PKEY_PARAM_EC_FIELD_TYPE, OSSL_PARAM_UTF8_STRING),
-    END,
     END,
 ]);
 
@@ -373,7 +372,7 @@ unsafe extern "C" fn km_dup(from: *const c_void, selection: c_int) -> *mut c_voi
 macro_rules! keymgmt_table {
     ($name:ident, $k:expr) => {
         /// The dispatch table of one key type.
-        pub static $name: [OSSL_DISPATCH; 15] = [
+        pub static $name: [OSSL_DISPATCH; 14] = [
             entry!(
                 OSSL_FUNC_KEYMGMT_NEW,
                 OSSL_FUNC_keymgmt_new_fn,
@@ -428,7 +427,6 @@ macro_rules! keymgmt_table {
             ),
             entry!(OSSL_FUNC_KEYMGMT_DUP, OSSL_FUNC_keymgmt_dup_fn, km_dup),
             DISPATCH_END,
-            DISPATCH_END,
         ];
     };
 }
@@ -436,3 +434,133 @@ macro_rules! keymgmt_table {
 keymgmt_table!(RSA_KEYMGMT, RSA);
 keymgmt_table!(RSA_PSS_KEYMGMT, RSA_PSS);
 keymgmt_table!(EC_KEYMGMT, EC);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use ks_common::KeyEntry;
+
+    use super::*;
+    use crate::core::ProvCtx;
+    use crate::key::Remote;
+
+    fn ec_public() -> PublicKey {
+        let mut point = vec![4u8];
+        point.extend((0..64).map(|i| i as u8));
+        PublicKey::Ec {
+            curve: EcCurve::P256,
+            point,
+        }
+    }
+
+    fn reference(public: PublicKey) -> KeyData {
+        let entry = KeyEntry {
+            keyid: "key2".into(),
+            keyinfo: String::new(),
+            certificate_der: Vec::new(),
+            spki_der: Vec::new(),
+            public_key: public.clone(),
+            subject_der: Vec::new(),
+            issuer_der: Vec::new(),
+            serial_der: Vec::new(),
+            not_before: SystemTime::UNIX_EPOCH,
+            not_after: SystemTime::UNIX_EPOCH,
+            approvers: None,
+            algorithm: None,
+        };
+        let remote = Arc::new(Remote {
+            prov: Arc::new(ProvCtx::detached(Default::default())),
+            entry: Arc::new(entry),
+        });
+        let r = KeyRef::new(&remote, true);
+        // SAFETY: the reference points at `remote`, alive for the call.
+        unsafe { KeyRef::load(r.as_bytes().as_ptr() as *const c_void, r.as_bytes().len()) }
+            .expect("our own reference loads")
+    }
+
+    unsafe extern "C" fn import_into(params: *const OSSL_PARAM, arg: *mut c_void) -> c_int {
+        // SAFETY: `arg` is the keydata pointer the test passes.
+        unsafe { km_import::<EC>(arg, SEL_PUBLIC | SEL_DOMAIN, params) }
+    }
+
+    #[test]
+    fn references_have_a_private_half_and_never_export_it() {
+        let key = into_raw(reference(ec_public()));
+        // SAFETY: `key` and `copy` are keydata made by this module; each is freed once.
+        unsafe {
+            assert_eq!(km_has(key, SEL_PRIVATE | SEL_PUBLIC), 1);
+            let copy = km_new::<EC>(ptr::null_mut());
+            assert_eq!(km_has(copy, SEL_PUBLIC), 0);
+            // Asking for the private half fails; the public half exports.
+            assert_eq!(
+                km_export(key, SEL_PRIVATE | SEL_PUBLIC, Some(import_into), copy),
+                0
+            );
+            assert_eq!(
+                km_export(key, SEL_PUBLIC | SEL_DOMAIN, Some(import_into), copy),
+                1
+            );
+            assert_eq!(km_has(copy, SEL_PUBLIC), 1);
+            assert_eq!(
+                km_has(copy, SEL_PRIVATE),
+                0,
+                "an imported public key is not a private key"
+            );
+            assert_eq!(km_match(key, copy, SEL_PUBLIC | SEL_DOMAIN), 1);
+            // Importing private material is refused.
+            let mut b = ParamBuilder::new()
+                .utf8(OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1")
+                .octets(OSSL_PKEY_PARAM_PRIV_KEY, &[1; 32]);
+            let arr = b.build();
+            assert_eq!(
+                km_import::<EC>(copy, SEL_PRIVATE | SEL_PUBLIC, arr.as_ptr()),
+                0
+            );
+            km_free(copy);
+            km_free(key);
+        }
+    }
+
+    #[test]
+    fn params_report_sizes_and_public_parts() {
+        let key = into_raw(reference(ec_public()));
+        let mut bits = 0i32;
+        let mut max = 0i32;
+        let mut group = [0u8; 32];
+        let mut params = [
+            OSSL_PARAM {
+                key: OSSL_PKEY_PARAM_BITS.as_ptr() as *const c_char,
+                data_type: OSSL_PARAM_INTEGER,
+                data: &mut bits as *mut i32 as *mut c_void,
+                data_size: 4,
+                return_size: 0,
+            },
+            OSSL_PARAM {
+                key: OSSL_PKEY_PARAM_MAX_SIZE.as_ptr() as *const c_char,
+                data_type: OSSL_PARAM_INTEGER,
+                data: &mut max as *mut i32 as *mut c_void,
+                data_size: 4,
+                return_size: 0,
+            },
+            OSSL_PARAM {
+                key: OSSL_PKEY_PARAM_GROUP_NAME.as_ptr() as *const c_char,
+                data_type: OSSL_PARAM_UTF8_STRING,
+                data: group.as_mut_ptr() as *mut c_void,
+                data_size: group.len(),
+                return_size: 0,
+            },
+            END,
+        ];
+        // SAFETY: `params` is terminated and its buffers outlive the call; `key` is ours.
+        unsafe {
+            assert_eq!(km_get_params(key, params.as_mut_ptr()), 1);
+            km_free(key);
+        }
+        assert_eq!(bits, 256);
+        assert_eq!(max, 72, "DER ECDSA-Sig-Value for P-256");
+        assert_eq!(&group[..11], b"prime256v1\0");
+        let _ = &mut params;
+    }
+}

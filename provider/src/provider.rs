@@ -160,7 +160,7 @@ unsafe extern "C" fn teardown(provctx: *mut c_void) {
     })
 }
 
-static PROVIDER_FUNCTIONS: [OSSL_DISPATCH; 7] = [
+static PROVIDER_FUNCTIONS: [OSSL_DISPATCH; 6] = [
     entry!(
         OSSL_FUNC_PROVIDER_TEARDOWN,
         OSSL_FUNC_provider_teardown_fn,
@@ -186,7 +186,6 @@ static PROVIDER_FUNCTIONS: [OSSL_DISPATCH; 7] = [
         OSSL_FUNC_provider_get_reason_strings_fn,
         get_reason_strings
     ),
-    DISPATCH_END,
     DISPATCH_END,
 ];
 

@@ -712,7 +712,7 @@ unsafe extern "C" fn ec_settable(_ctx: *mut c_void, _provctx: *mut c_void) -> *c
 macro_rules! signature_table {
     ($name:ident, $gettable:ident, $settable:ident) => {
         /// The dispatch table of one signature algorithm.
-        pub static $name: [OSSL_DISPATCH; 19] = [
+        pub static $name: [OSSL_DISPATCH; 18] = [
             entry!(
                 OSSL_FUNC_SIGNATURE_NEWCTX,
                 OSSL_FUNC_signature_newctx_fn,
@@ -798,7 +798,6 @@ macro_rules! signature_table {
                 OSSL_FUNC_signature_settable_ctx_params_fn,
                 $settable
             ),
-            DISPATCH_END,
             DISPATCH_END,
         ];
     };
