@@ -337,3 +337,47 @@ fn provider_path_finds_keyserver_so_without_openssl_modules() {
     ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Verified OK"));
 }
+
+#[test]
+fn nothing_on_stdout_and_no_token_in_debug_logs() {
+    let env = ProviderEnv::start(1);
+    env.write("data", b"quiet please\n");
+    let token = env
+        .env
+        .iter()
+        .find(|(k, _)| k == "KSC_ID_TOKEN")
+        .map(|(_, v)| v.clone())
+        .expect("token");
+    let mut cmd = env.openssl(&[
+        "dgst",
+        "-provider",
+        "keyserver",
+        "-sign",
+        "ks:key5",
+        "-sha512",
+        "-out",
+        "quiet.sig",
+        "data",
+    ]);
+    cmd.env("KSC_LOG", "debug");
+    let out = run_ok(&mut cmd);
+    assert!(
+        out.stdout.is_empty(),
+        "stdout belongs to openssl: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DEBUG"),
+        "KSC_LOG=debug logs to stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains(&token),
+        "the token leaked into the debug log"
+    );
+    let signature_part = token.rsplit('.').next().unwrap_or_default();
+    assert!(
+        signature_part.len() < 8 || !stderr.contains(signature_part),
+        "part of the token leaked into the debug log"
+    );
+}
