@@ -18,7 +18,7 @@ use crate::jwt::TokenVerifier;
 use crate::keyring::KeyRing;
 use crate::operations::{CreateRequest, KeyUsage, Operation};
 use crate::signorders::{execute, SignOrderRequest};
-use crate::stats::Stats;
+use crate::stats::{InFlight, Stats};
 use crate::store::{Store, StoredSign};
 use crate::users::{Principal, Users};
 use crate::util::now_ms;
@@ -97,6 +97,10 @@ pub async fn handle(
     if listener == Listener::Api && path == "/api/dev/stats" {
         return Ok(json_response(200, &app.stats.json()));
     }
+    // Held across the injected latency too: with latency on, the peak shows
+    // whether a client really sends sign orders in parallel.
+    let _in_flight = (listener == Listener::Api && path == "/api/signorders")
+        .then(|| InFlight::start(&app.stats));
     let exempt = req.headers().contains_key(NO_FAULT_HEADER);
     let mut fault = Fault::None;
     if !exempt && app.faults.any() {

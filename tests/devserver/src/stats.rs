@@ -23,6 +23,31 @@ pub struct Stats {
     pub client_errors: AtomicU64,
     /// Injected faults (all kinds).
     pub faults: AtomicU64,
+    /// Sign-order requests being handled right now.
+    pub signorders_in_flight: AtomicU64,
+    /// The most sign-order requests ever handled at once: tests read it to
+    /// prove that a client signs in parallel (serialised clients never exceed 1).
+    pub signorders_max_in_flight: AtomicU64,
+}
+
+/// Counts one sign-order request as in flight until dropped.
+pub struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    /// Marks a sign-order request as started and updates the peak.
+    pub fn start(stats: &'a Stats) -> InFlight<'a> {
+        let now = stats.signorders_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        stats
+            .signorders_max_in_flight
+            .fetch_max(now, Ordering::SeqCst);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.signorders_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Stats {
@@ -44,6 +69,8 @@ impl Stats {
             "operations": g(&self.operations),
             "client_errors": g(&self.client_errors),
             "faults": g(&self.faults),
+            "signorders_in_flight": g(&self.signorders_in_flight),
+            "signorders_max_in_flight": g(&self.signorders_max_in_flight),
         })
     }
 }
