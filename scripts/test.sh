@@ -20,3 +20,15 @@ cargo build --workspace --all-targets --locked
 
 echo "== cargo test" >&2
 cargo test --workspace --locked "$@"
+
+# The provider must work on the OpenSSL that Debian/Ubuntu ship (tested above)
+# and on the current LTS and 4.0, built once from the pinned openssl-src crates
+# and cached under the target dir. KS_SKIP_OPENSSL_MATRIX=1 skips this locally.
+if [ "${KS_SKIP_OPENSSL_MATRIX:-0}" != 1 ]; then
+  cargo fetch --locked >/dev/null
+  for crate_version in 300.5.5+3.5.5 400.0.2+4.0.3; do
+    prefix=$(bash provider/scripts/build-openssl.sh "$crate_version")
+    echo "== provider suites on OpenSSL ${crate_version#*+} ($prefix)" >&2
+    KS_OPENSSL_PREFIX=$prefix cargo test --locked -p ks-e2e --test 'provider_*'
+  done
+fi
