@@ -224,7 +224,10 @@ trap 'exit 143' TERM
 
 mkdir -p "$out_dir" || die "cannot create the output directory $out_dir"
 out_dir=$(cd "$out_dir" && pwd)
-rm -f "$out_dir"/*.sig "$out_dir"/*.cert.pem "$out_dir"/*.cert.der "$out_dir"/*.pub.pem "$out_dir"/summary.txt
+# Only the files an earlier run left (never other files of that directory).
+rm -f "$out_dir"/firmware.provider.*.sig "$out_dir"/firmware.pkcs11-tool.*.sig "$out_dir"/firmware.engine.*.sig \
+  "$out_dir"/*.provider.cert.pem "$out_dir"/*.provider.pub.pem "$out_dir"/*.pkcs11.cert.der \
+  "$out_dir"/*.pkcs11.pub.pem "$out_dir"/signing-ca.pem "$out_dir"/summary.txt
 
 # ----------------------------------------------------------- KeyServer ----
 if [ $mode = dev ]; then

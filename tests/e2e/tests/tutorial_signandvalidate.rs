@@ -96,7 +96,12 @@ fn signandvalidate_on_the_dev_keyserver_twice_in_a_row() {
     let scratch = tmp.path().join("tmp");
     std::fs::create_dir(&scratch).expect("scratch dir");
     let mut api = Vec::new();
+    let unrelated = tmp.path().join("output/release-notes.sig");
     for run in 1..=2 {
+        if run == 2 {
+            // A file of the user's in the output directory is left alone.
+            std::fs::write(&unrelated, b"not ours").expect("write an unrelated file");
+        }
         let out = run_ok(&mut script(tmp.path(), &scratch));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         for expected in [
@@ -136,6 +141,10 @@ fn signandvalidate_on_the_dev_keyserver_twice_in_a_row() {
         assert!(entries.is_empty(), "run {run} left {entries:?}");
     }
     assert_ne!(api[0], api[1], "each run gets its own ephemeral ports");
+    assert_eq!(
+        std::fs::read(&unrelated).expect("the unrelated file survives"),
+        b"not ours"
+    );
 }
 
 #[test]
