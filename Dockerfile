@@ -61,4 +61,4 @@ WORKDIR /opt/keyserver-signing
 VOLUME ["/output"]
 # Copy the artefacts out, then the default test: the tutorial on the dev
 # KeyServer (loopback only), leaving its signatures in /output/tutorial.
-CMD ["bash", "-c", "set -e; rel=/opt/keyserver-signing/target/release; cp \"$rel/libpkcs11ks.so\" \"$rel/ksc\" /output/; cp \"$rel/libkeyserver.so\" /output/keyserver.so; cp -r /etc/keyserver-signing /output/conf; echo \"copied libpkcs11ks.so, keyserver.so, ksc and conf/ to /output\"; exec bash /opt/keyserver-signing/scripts/signandvalidate.sh --target-dir /opt/keyserver-signing/target --no-build --no-install --out /output/tutorial"]
+CMD ["bash", "-c", "set -e; rel=/opt/keyserver-signing/target/release; cp \"$rel/libpkcs11ks.so\" \"$rel/ksc\" /output/; cp \"$rel/libkeyserver.so\" /output/keyserver.so; mkdir -p /output/conf; cp /etc/keyserver-signing/* /output/conf/; echo \"copied libpkcs11ks.so, keyserver.so, ksc and conf/ to /output\"; exec bash /opt/keyserver-signing/scripts/signandvalidate.sh --target-dir /opt/keyserver-signing/target --no-build --no-install --out /output/tutorial"]
