@@ -152,7 +152,8 @@ missing_packages() {
   if has_path pkcs11-tool || has_path engine; then
     command -v pkcs11-tool >/dev/null 2>&1 || echo "opensc:pkcs11-tool"
   fi
-  if has_path engine; then
+  # (An OpenSSL without engines, 4.0 and later, is reported after this check.)
+  if has_path engine && command -v openssl >/dev/null 2>&1 && openssl version -e >/dev/null 2>&1; then
     find_engine >/dev/null || echo "libengine-pkcs11-openssl:libp11's OpenSSL engine (engines-3/pkcs11.so)"
   fi
   if [ $build -eq 1 ]; then
@@ -183,6 +184,9 @@ if [ -n "$missing" ]; then
   exit 1
 fi
 info "openssl: $(openssl version)"
+if has_path engine && ! openssl version -e >/dev/null 2>&1; then
+  die "$(openssl version) has no engine API (OpenSSL 4.0 and later): leave out the engine path, e.g. --paths provider,pkcs11-tool"
+fi
 
 bin=$target_dir/$profile
 artefacts=(ksc)
