@@ -396,6 +396,15 @@ pub fn from_server_reply(
             ErrorKind::Forbidden,
             "the key is not part of this operation",
         ),
+        // A known code always wins over guessing from the words: "may not approve or
+        // reject" in a 403's message must not read as a rejected operation.
+        (_, Some("forbidden")) => (ErrorKind::Forbidden, "the server does not allow this"),
+        (_, Some("unauthorized")) => (ErrorKind::Auth, "the server refused the token"),
+        (_, Some("not_found")) => (ErrorKind::NotFound, "the server does not know it"),
+        (_, Some("invalid_request")) => (
+            ErrorKind::InvalidInput,
+            "the server refused the request as invalid",
+        ),
         (_, Some("rate_limited")) | (429, _) => (
             ErrorKind::RateLimited,
             "the server is rate limiting requests",
@@ -524,6 +533,12 @@ mod reply_tests {
             (409, "operation expired", ErrorKind::Expired),
             (409, "max usage count reached", ErrorKind::Exhausted),
             (403, "rejected by approver", ErrorKind::Rejected),
+            // A known code is not second-guessed by the words of its message.
+            (
+                403,
+                r#"{"error":"forbidden","message":"approver-key1 may not approve or reject operation 3"}"#,
+                ErrorKind::Forbidden,
+            ),
         ];
         for (status, body, kind) in cases {
             let e = from_server_reply(*status, body.as_bytes(), None);
