@@ -126,6 +126,24 @@ pub struct FindOp {
     position: usize,
 }
 
+/// Which key operation of a session a call is about: signing with the private
+/// key (on KeyServer) or verifying with the public key (locally).
+#[derive(Clone, Copy)]
+enum KeyOpKind {
+    Sign,
+    Verify,
+}
+
+impl KeyOpKind {
+    /// The object class a key handle must have for this operation.
+    fn key_class(self) -> CK_OBJECT_CLASS {
+        match self {
+            KeyOpKind::Sign => CKO_PRIVATE_KEY,
+            KeyOpKind::Verify => CKO_PUBLIC_KEY,
+        }
+    }
+}
+
 /// One session.
 #[derive(Default)]
 pub struct Session {
@@ -134,6 +152,16 @@ pub struct Session {
     sign: Option<KeyOp>,
     verify: Option<KeyOp>,
     digest: Option<DigestOp>,
+}
+
+impl Session {
+    /// The session's active signing or verifying operation.
+    fn op_slot(&mut self, kind: KeyOpKind) -> &mut Option<KeyOp> {
+        match kind {
+            KeyOpKind::Sign => &mut self.sign,
+            KeyOpKind::Verify => &mut self.verify,
+        }
+    }
 }
 
 /// The token (and library) state between `C_Initialize` and `C_Finalize`.
@@ -403,21 +431,48 @@ impl Token {
         mechanism: Option<SignMechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
+        self.key_op_init(KeyOpKind::Sign, handle, mechanism, key)
+    }
+
+    /// `C_SignInit`/`C_VerifyInit`: `None` cancels the active operation.
+    fn key_op_init(
+        &self,
+        kind: KeyOpKind,
+        handle: CK_SESSION_HANDLE,
+        mechanism: Option<SignMechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
         let session = self.session(handle)?;
         let Some(mechanism) = mechanism else {
-            lock(&session).sign = None;
+            *lock(&session).op_slot(kind) = None;
             return Ok(());
         };
-        if lock(&session).sign.is_some() {
+        // Checked before resolving the key (which may fetch the key list) and
+        // again under the lock, since another thread may have started one since.
+        if lock(&session).op_slot(kind).is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        let op = self.key_op(key, mechanism, CKO_PRIVATE_KEY)?;
+        let op = self.key_op(key, mechanism, kind.key_class())?;
         let mut s = lock(&session);
-        if s.sign.is_some() {
+        let slot = s.op_slot(kind);
+        if slot.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        s.sign = Some(op);
+        *slot = Some(op);
         Ok(())
+    }
+
+    /// `C_SignUpdate`/`C_VerifyUpdate`: a failed update ends the operation.
+    fn key_op_update(&self, kind: KeyOpKind, handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let session = self.session(handle)?;
+        let mut s = lock(&session);
+        let slot = s.op_slot(kind);
+        let op = slot.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        let result = op.update(data);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
     }
 
     /// Takes the active signature out of the session unless the caller only asks
@@ -466,14 +521,7 @@ impl Token {
 
     /// `C_SignUpdate`.
     pub fn sign_update(&self, handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let op = s.sign.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        let result = op.update(data);
-        if result.is_err() {
-            s.sign = None;
-        }
-        result
+        self.key_op_update(KeyOpKind::Sign, handle, data)
     }
 
     /// `C_SignFinal`.
@@ -494,21 +542,7 @@ impl Token {
         mechanism: Option<SignMechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        let session = self.session(handle)?;
-        let Some(mechanism) = mechanism else {
-            lock(&session).verify = None;
-            return Ok(());
-        };
-        if lock(&session).verify.is_some() {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        let op = self.key_op(key, mechanism, CKO_PUBLIC_KEY)?;
-        let mut s = lock(&session);
-        if s.verify.is_some() {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        s.verify = Some(op);
-        Ok(())
+        self.key_op_init(KeyOpKind::Verify, handle, mechanism, key)
     }
 
     fn take_verify(&self, handle: CK_SESSION_HANDLE, single_part: bool) -> Result<KeyOp> {
@@ -549,14 +583,7 @@ impl Token {
 
     /// `C_VerifyUpdate`.
     pub fn verify_update(&self, handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let op = s.verify.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        let result = op.update(data);
-        if result.is_err() {
-            s.verify = None;
-        }
-        result
+        self.key_op_update(KeyOpKind::Verify, handle, data)
     }
 
     /// `C_VerifyFinal`.

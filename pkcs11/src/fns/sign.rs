@@ -26,12 +26,23 @@ fn sign_init(
 ) -> Result<()> {
     let t = token()?;
     t.session(session)?;
-    // SAFETY: a non-null mechanism is a valid CK_MECHANISM (PKCS#11).
-    let parsed = match unsafe { mechanism(mech) }? {
-        Some((ty, param)) => Some(SignMechanism::parse(ty, param)?),
-        None => None,
-    };
+    // SAFETY: the caller's mechanism pointer is passed through unchanged.
+    let parsed = unsafe { sign_mechanism(mech) }?;
     t.sign_init(session, parsed, key)
+}
+
+/// The mechanism of `C_SignInit`/`C_VerifyInit`: `None` for a NULL pointer
+/// (which cancels the active operation), else the parsed signing mechanism.
+///
+/// # Safety
+/// `mech` is NULL or points to a valid `CK_MECHANISM` whose parameter has
+/// `ulParameterLen` readable bytes (PKCS#11).
+pub(super) unsafe fn sign_mechanism(mech: *mut CK_MECHANISM) -> Result<Option<SignMechanism>> {
+    // SAFETY: guaranteed by this function's contract.
+    match unsafe { mechanism(mech) }? {
+        Some((ty, param)) => Ok(Some(SignMechanism::parse(ty, param)?)),
+        None => Ok(None),
+    }
 }
 
 /// `C_Sign`.

@@ -5,8 +5,7 @@ use cryptoki_sys::*;
 
 use super::token;
 use crate::error::Result;
-use crate::ffi::{guard, input, mechanism};
-use crate::mechanism::SignMechanism;
+use crate::ffi::{guard, input};
 
 /// `C_VerifyInit` (a NULL mechanism cancels an active verification).
 #[no_mangle]
@@ -25,11 +24,8 @@ fn verify_init(
 ) -> Result<()> {
     let t = token()?;
     t.session(session)?;
-    // SAFETY: a non-null mechanism is a valid CK_MECHANISM (PKCS#11).
-    let parsed = match unsafe { mechanism(mech) }? {
-        Some((ty, param)) => Some(SignMechanism::parse(ty, param)?),
-        None => None,
-    };
+    // SAFETY: the caller's mechanism pointer is passed through unchanged.
+    let parsed = unsafe { super::sign::sign_mechanism(mech) }?;
     t.verify_init(session, parsed, key)
 }
 
