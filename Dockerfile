@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 #
 # Build image for keyserver-signing: the tutorial's "libpkcs11ks" image.
 #

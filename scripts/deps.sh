@@ -10,7 +10,7 @@
 #   tutorial   build + what scripts/signandvalidate.sh runs (openssl, pkcs11-tool,
 #              libp11's engine)
 #   test       tutorial + what the suites drive (p11-kit, valgrind, headless
-#              Chromium, git)
+#              Chromium, git, make and perl for the OpenSSL 3.5/4.0 matrix)
 #   cleanroom  what scripts/cleanroom.sh needs on the host (debootstrap, docker)
 #
 # It decides by package, asking dpkg, never by probing files: a file that looks
@@ -29,7 +29,7 @@ profile=${1:-test}
 
 build_pkgs=(gcc libc6-dev pkg-config libclang-dev libssl-dev ca-certificates openssl curl jq)
 tutorial_pkgs=(opensc libengine-pkcs11-openssl)
-test_pkgs=(p11-kit p11-kit-modules valgrind chromium chromium-driver git procps)
+test_pkgs=(p11-kit p11-kit-modules valgrind chromium chromium-driver git procps make perl)
 cleanroom_pkgs=(debootstrap docker.io git tar ca-certificates util-linux openssl)
 
 case $profile in

@@ -157,10 +157,18 @@ missing_packages() {
     find_engine >/dev/null || echo "libengine-pkcs11-openssl:libp11's OpenSSL engine (engines-3/pkcs11.so)"
   fi
   if [ $build -eq 1 ]; then
-    command -v pkg-config >/dev/null 2>&1 || echo "pkg-config:building the provider"
-    [ -e /usr/include/openssl/core_dispatch.h ] || compgen -G "/usr/include/*/openssl/core_dispatch.h" >/dev/null \
-      || echo "libssl-dev:OpenSSL 3 headers for building the provider"
-    compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || echo "libclang-dev:bindgen while building the provider"
+    if command -v dpkg-query >/dev/null 2>&1; then
+      # By package, as deps.sh decides: a neighbour's file (libclang-cpp's
+      # library) must not pass for libclang-dev.
+      bash "$root/scripts/deps.sh" --check build | sed 's/$/:building the project/'
+    else
+      command -v cc >/dev/null 2>&1 || echo "gcc:a C compiler and linker for building the project"
+      command -v pkg-config >/dev/null 2>&1 || echo "pkg-config:building the provider"
+      [ -e /usr/include/openssl/core_dispatch.h ] || compgen -G "/usr/include/*/openssl/core_dispatch.h" >/dev/null \
+        || echo "libssl-dev:OpenSSL 3 headers for building the provider"
+      compgen -G "/usr/lib*/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib*/libclang.so*" >/dev/null \
+        || echo "libclang-dev:bindgen while building the provider"
+    fi
   fi
   return 0
 }
