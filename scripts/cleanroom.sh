@@ -125,13 +125,16 @@ summary() {
   done
 }
 
-[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mounts and dockerd): run it as root, e.g. sudo bash scripts/cleanroom.sh"
-
-mkdir -p "$work" || die "cannot create $work"
-free_kb=$(df -Pk "$work" | awk 'NR == 2 { print $4 }')
+case $min_free_gb in ''|*[!0-9]*) echo "cleanroom: CLEANROOM_MIN_FREE_GB must be a whole number of GiB, not '$min_free_gb'" >&2; exit 2 ;; esac
+# The disk first (the place it checks exists for anyone), then root.
+probe=$work
+while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
+free_kb=$(df -Pk "$probe" | awk 'NR == 2 { print $4 }')
 if [ -z "$free_kb" ] || [ "$free_kb" -lt $((min_free_gb * 1024 * 1024)) ]; then
   die "only $((${free_kb:-0} / 1024 / 1024)) GiB free on the disk of $work; the clean room needs about ${min_free_gb} GiB (a Debian root, two builds, the docker images): free some space or set CLEANROOM_DIR to a larger disk"
 fi
+[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mounts and dockerd): run it as root, e.g. sudo bash scripts/cleanroom.sh"
+mkdir -p "$work" || die "cannot create $work"
 
 bash "$repo/scripts/deps.sh" cleanroom || die "scripts/deps.sh cleanroom could not install the host's tools (see above)"
 for tool in debootstrap unshare chroot dockerd /usr/bin/docker git tar; do

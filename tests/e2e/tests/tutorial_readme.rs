@@ -31,11 +31,18 @@ fn readme_starts_with_the_two_commands_and_ci_runs_the_second() {
         before.lines().filter(|l| !l.trim().is_empty()).count() <= 1,
         "only the title comes before the two commands"
     );
+    // CI runs both commands in the clean room, which reads them from this
+    // very block of the README (so the two can never drift apart).
     let ci = std::fs::read_to_string(repo_file(".ci/run")).expect("read .ci/run");
     assert!(
         ci.lines()
-            .any(|l| !l.trim_start().starts_with('#') && l.contains("scripts/test.sh")),
-        ".ci/run must call the README's test command:\n{ci}"
+            .any(|l| !l.trim_start().starts_with('#') && l.contains("scripts/cleanroom.sh")),
+        ".ci/run must run the clean room:\n{ci}"
+    );
+    let room = std::fs::read_to_string(repo_file("scripts/cleanroom.sh")).expect("cleanroom.sh");
+    assert!(
+        room.contains("README.md") && room.contains("/^```sh$/"),
+        "scripts/cleanroom.sh must run the README's first sh block"
     );
     repo_file("scripts/signandvalidate.sh");
     repo_file("scripts/test.sh");
