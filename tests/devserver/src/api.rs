@@ -48,8 +48,10 @@ pub struct App {
     pub faults: FaultConfig,
     /// Request body limit.
     pub max_body: usize,
-    /// Sessions and login limits of the approvers' web page (`/ui/`).
+    /// Sessions of the approvers' web page (`/ui/`).
     pub web: crate::web::WebState,
+    /// Failed credential checks (token endpoint and web login alike).
+    pub limiter: crate::limits::CredentialLimiter,
 }
 
 /// The response type of every handler.
@@ -365,30 +367,35 @@ async fn token(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<Resp> {
         }
         None => return Err(ApiError::invalid("grant_type is missing")),
     }
+    // `None`: credentials that cannot even be read (they still count as a
+    // failure, under the empty client id).
     let creds = match basic {
-        Some(h) => {
-            let Some(b64) = h
-                .strip_prefix("Basic ")
-                .or_else(|| h.strip_prefix("basic "))
-            else {
-                return Ok(invalid_client());
-            };
-            let Ok(raw) = B64.decode(b64.trim()) else {
-                return Ok(invalid_client());
-            };
-            let raw = String::from_utf8_lossy(&raw).into_owned();
-            raw.split_once(':')
-                .map(|(i, s)| (form_decode(i), form_decode(s)))
-        }
+        Some(h) => h
+            .strip_prefix("Basic ")
+            .or_else(|| h.strip_prefix("basic "))
+            .and_then(|b64| B64.decode(b64.trim()).ok())
+            .and_then(|raw| {
+                let raw = String::from_utf8_lossy(&raw).into_owned();
+                raw.split_once(':')
+                    .map(|(i, s)| (form_decode(i), form_decode(s)))
+            }),
         None => form_id.zip(form_secret),
     };
-    let Some((id, secret)) = creds else {
-        return Ok(invalid_client());
-    };
-    let user = app.users.authenticate(&id, &secret).map(|u| u.name.clone());
-    let audit_who = id.chars().take(64).collect::<String>();
+    let client = creds.as_ref().map(|(i, _)| i.as_str()).unwrap_or("");
+    let audit_who = client.chars().take(64).collect::<String>();
     let store = app.store.clone();
+    // Refused before the secret is compared: a brute force learns nothing.
+    if let Err(refusal) = app.limiter.check(client) {
+        let entry = AuditEntry::new(&audit_who, "token").outcome("rate_limited");
+        blocking(move || store.audit(entry)).await?;
+        return Err(ApiError::throttled(refusal.retry_after, refusal.message));
+    }
+    let user = creds
+        .as_ref()
+        .and_then(|(id, secret)| app.users.authenticate(id, secret))
+        .map(|u| u.name.clone());
     let Some(name) = user else {
+        app.limiter.failed(client);
         let entry = AuditEntry::new(&audit_who, "token").outcome("invalid_client");
         blocking(move || store.audit(entry)).await?;
         return Ok(invalid_client());

@@ -403,6 +403,40 @@ fn login_attempts_are_rate_limited() {
 }
 
 #[test]
+fn web_login_and_token_endpoint_share_one_limiter() {
+    let s = DevServer::builder()
+        .config_toml(
+            "[credential_limits]\nfailures_per_client = 3\nfailures_total = 100\nwindow_secs = 600\n",
+        )
+        .start();
+    // Wrong secrets at the token endpoint lock the web login of that user...
+    for _ in 0..3 {
+        assert_eq!(s.token_request("approver-key4", "wrong").status, 401);
+    }
+    let mut b = Browser::new(&s);
+    let r = b.login_with("approver-key4", "approver-key4-secret");
+    assert_eq!(r.status, 429, "{}", text(&r));
+    assert!(r.header("retry-after").is_some());
+    // ...and wrong passwords on the page lock the token endpoint.
+    for i in 0..3 {
+        assert_eq!(b.login_with("approver-key3", "wrong").status, 401, "{i}");
+    }
+    let r = s.token_request("approver-key3", "approver-key3-secret");
+    assert_eq!(r.status, 429, "{}", text(&r));
+    assert_eq!(r.json()["error"], "rate_limited");
+    // Half the budget used on each side is the whole budget.
+    assert_eq!(s.token_request("approver-key2", "wrong").status, 401);
+    assert_eq!(b.login_with("approver-key2", "wrong").status, 401);
+    assert_eq!(s.token_request("approver-key2", "wrong").status, 401);
+    assert_eq!(
+        b.login_with("approver-key2", "approver-key2-secret").status,
+        429
+    );
+    // Other users are untouched.
+    b.login("approver-key1");
+}
+
+#[test]
 fn the_api_rules_hold_through_the_page() {
     let s = DevServer::start();
     // Per-key rights: approver-key2 cannot see or approve a key4 operation.

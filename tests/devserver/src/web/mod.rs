@@ -12,7 +12,8 @@
 //! Security: a session cookie `__Host-keyclient` (HttpOnly, Secure,
 //! SameSite=Strict, the id rotated at login), a per-session CSRF token in
 //! every POST form (login and logout included) checked in constant time, an
-//! Origin check, rate-limited logins, a strict Content-Security-Policy (only
+//! Origin check, logins rate-limited together with the token endpoint
+//! ([`crate::limits`]), a strict Content-Security-Policy (only
 //! the page's own stylesheet and script), no caching.
 
 // Handlers return a finished page as their error value (a redirect to the
@@ -44,7 +45,7 @@ pub use session::WebState;
 use session::{same_secret, Flash, COOKIE as SESSION_COOKIE};
 
 /// The client's address; the listener puts it into every request's
-/// extensions (the login rate limit counts per address too).
+/// extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
@@ -197,7 +198,6 @@ struct PostMeta {
     sid: Option<String>,
     origin_ok: bool,
     form_type: bool,
-    peer: Option<SocketAddr>,
 }
 
 fn post_meta(req: &Request<Incoming>) -> PostMeta {
@@ -221,7 +221,6 @@ fn post_meta(req: &Request<Incoming>) -> PostMeta {
         sid: session_id(req),
         origin_ok,
         form_type,
-        peer: req.extensions().get::<PeerAddr>().map(|p| p.0),
     }
 }
 
@@ -373,9 +372,10 @@ async fn login(app: &Arc<App>, req: Request<Incoming>) -> Resp {
     let username = form.get("username").unwrap_or("").trim().to_string();
     let password = form.get("password").unwrap_or("");
     let who: String = username.chars().take(64).collect();
-    let peer = meta.peer.map(|p| p.ip());
-    if let Some(wait) = app.web.login_refused(&username, peer) {
-        let secs = wait.as_secs().max(1);
+    // The same limiter as the token endpoint's: failures here and there
+    // count together, so neither gets around the other's limit.
+    if let Err(refusal) = app.limiter.check(&username) {
+        let secs = refusal.retry_after;
         let _ = audit(
             app,
             AuditEntry::new(&who, "ui-login")
@@ -399,7 +399,7 @@ async fn login(app: &Arc<App>, req: Request<Incoming>) -> Resp {
         return r;
     }
     let Some(user) = app.users.authenticate(&username, password) else {
-        app.web.login_failed(&username, peer);
+        app.limiter.failed(&username);
         let _ = audit(
             app,
             AuditEntry::new(&who, "ui-login")
@@ -418,7 +418,6 @@ async fn login(app: &Arc<App>, req: Request<Incoming>) -> Resp {
         );
     };
     let name = user.name.clone();
-    app.web.login_succeeded(&name);
     if let Err(e) = audit(app, AuditEntry::new(&name, "ui-login").via("ui")).await {
         return internal(None, &e);
     }
