@@ -479,6 +479,7 @@ async fn create_operation(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<R
     }
     let now = now_ms();
     let createdby = p.id.clone();
+    let createdcontext = p.context.clone();
     let entry = AuditEntry::new(&p.id, "create");
     let op = blocking(move || {
         store.create_operation(
@@ -490,6 +491,7 @@ async fn create_operation(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<R
                 validms: cr.validms,
                 keys,
                 rejectedby: None,
+                createdcontext,
             },
             entry,
         )
@@ -649,6 +651,7 @@ async fn sign_order(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<Resp> {
                 p.id, so.keyid
             )));
         }
+        op.check_creator_may_sign(&p)?;
         op.check_can_sign(&so.keyid, now_ms())?;
         Ok((key, job))
     };

@@ -437,6 +437,20 @@ fn web_login_and_token_endpoint_share_one_limiter() {
 }
 
 #[test]
+fn control_and_bidi_characters_never_reach_the_page_raw() {
+    let s = DevServer::start();
+    // A client id is whatever a caller sends; it lands in the audit log.
+    assert_eq!(s.token_request("evil\u{202E}nib.exe", "x").status, 401);
+    let mut b = Browser::new(&s);
+    b.login("adminuser");
+    let r = b.get("/ui/audit");
+    assert_eq!(r.status, 200);
+    let html = text(&r);
+    assert!(html.contains("evil[U+202E]nib.exe"), "{html}");
+    assert!(!html.contains('\u{202E}'), "raw U+202E in the page");
+}
+
+#[test]
 fn the_api_rules_hold_through_the_page() {
     let s = DevServer::start();
     // Per-key rights: approver-key2 cannot see or approve a key4 operation.

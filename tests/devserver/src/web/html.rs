@@ -4,12 +4,16 @@
 use std::fmt::Write as _;
 
 use crate::audit::AuditEntry;
-use crate::operations::{Operation, Status};
+use crate::operations::{forbidden_char, Operation, Status};
 use crate::util::rfc3339_ms;
 
 use super::session::Flash;
 
 /// Escapes text for HTML element content and quoted attribute values.
+/// Control and bidirectional-formatting characters (which the API refuses
+/// in descriptions, but which can still arrive in a client id, a token's
+/// claims or an old database) are shown visibly as `[U+202E]` instead of
+/// being rendered: they could reorder or hide what an approver reads.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -19,6 +23,9 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if forbidden_char(c).is_some() => {
+                let _ = write!(out, "[U+{:04X}]", u32::from(c));
+            }
             c => out.push(c),
         }
     }
@@ -448,6 +455,10 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
         assert_eq!(url_enc("a b/ü"), "a%20b%2F%C3%BC");
+        assert_eq!(
+            esc("fw \u{202E}nib.exe\0\n — ü"),
+            "fw [U+202E]nib.exe[U+0000][U+000A] — ü"
+        );
         assert_eq!(time_left(0), "expired");
         assert_eq!(time_left(12_500), "12s");
         assert_eq!(time_left(250_000), "4m 10s");

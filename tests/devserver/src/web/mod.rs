@@ -163,6 +163,7 @@ fn logged_in(app: &App, req: &Request<Incoming>) -> Result<Ctx, Resp> {
         principal: Principal {
             id: u.name.clone(),
             rights: u.rights.clone(),
+            context: None,
         },
         sid,
         user,
