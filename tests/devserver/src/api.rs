@@ -189,7 +189,7 @@ async fn route(app: &Arc<App>, listener: Listener, req: Request<Incoming>) -> Ap
                     decide(app, &req, id.to_string(), false).await
                 }
                 (["api", "signorders"], &Method::POST) => sign_order(app, req).await,
-                (["api", "dev", "audit"], &Method::GET) => audit_log(app, &req).await,
+                (["api", "dev", "audit"], &Method::GET) => audit_log(app, &req, &query).await,
                 (["api", "keys"], _)
                 | (["api", "operations"], _)
                 | (["api", "operations", _], _)
@@ -684,8 +684,14 @@ async fn sign_order(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<Resp> {
     Ok(json_response(201, &response))
 }
 
-/// `GET /api/dev/audit` (admins): the last entries of the audit log.
-async fn audit_log(app: &Arc<App>, req: &Request<Incoming>) -> ApiResult<Resp> {
+/// Audit entries `GET /api/dev/audit` returns by default, and at most.
+const AUDIT_LIMIT: usize = 1000;
+const AUDIT_MAX_LIMIT: usize = 10_000;
+
+/// `GET /api/dev/audit[?limit=N][&before=SEQ]` (admins): the last `limit`
+/// entries (oldest first) with a sequence number below `before`; page back
+/// with `before` = the first entry's `seq`.
+async fn audit_log(app: &Arc<App>, req: &Request<Incoming>, query: &str) -> ApiResult<Resp> {
     let p = authenticate(app, req)?;
     if !p.rights.admin {
         return Err(ApiError::forbidden(format!(
@@ -693,7 +699,33 @@ async fn audit_log(app: &Arc<App>, req: &Request<Incoming>) -> ApiResult<Resp> {
             p.id
         )));
     }
+    let mut limit = AUDIT_LIMIT;
+    let mut before = u64::MAX;
+    for pair in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=AUDIT_MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "limit must be a number from 1 to {AUDIT_MAX_LIMIT}"
+                        ))
+                    })?
+            }
+            "before" => {
+                before = v
+                    .parse()
+                    .map_err(|_| ApiError::invalid("before must be an audit sequence number"))?
+            }
+            _ => {}
+        }
+    }
     let store = app.store.clone();
-    let log = blocking(move || store.audit_log(1000)).await?;
-    Ok(json_response(200, &json!(log)))
+    let log = blocking(move || store.audit_log(usize::MAX)).await?;
+    let older: Vec<AuditEntry> = log.into_iter().filter(|e| e.seq < before).collect();
+    let page = &older[older.len().saturating_sub(limit)..];
+    Ok(json_response(200, &json!(page)))
 }

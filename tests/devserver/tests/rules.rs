@@ -467,3 +467,31 @@ fn only_the_creator_or_an_admin_signs_under_an_operation() {
         && e["operation"] == op.as_str()
         && e["outcome"] == "forbidden"));
 }
+
+#[test]
+fn the_audit_api_pages_back_with_before_and_limit() {
+    let s = DevServer::start();
+    for _ in 0..12 {
+        s.token("orderer-client");
+    }
+    let admin = s.token("adminclient");
+    let get = |q: &str| s.api_request("GET", &format!("/api/dev/audit{q}"), Some(&admin), None);
+    let seqs = |r: &ks_devserver::client::HttpResponse| -> Vec<u64> {
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let all = seqs(&get(""));
+    assert!(all.len() >= 13 && all.windows(2).all(|w| w[0] < w[1]));
+    let last = seqs(&get("?limit=5"));
+    assert_eq!(last, all[all.len() - 5..]);
+    let before = seqs(&get(&format!("?limit=5&before={}", last[0])));
+    assert_eq!(before, all[all.len() - 10..all.len() - 5]);
+    for q in ["?limit=0", "?limit=ten", "?limit=10001", "?before=x"] {
+        assert_error(&get(q), 400, "invalid_request");
+    }
+}
