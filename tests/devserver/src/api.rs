@@ -48,8 +48,10 @@ pub struct App {
     pub faults: FaultConfig,
     /// Request body limit.
     pub max_body: usize,
-    /// Sessions and login limits of the approvers' web page (`/ui/`).
+    /// Sessions of the approvers' web page (`/ui/`).
     pub web: crate::web::WebState,
+    /// Failed credential checks (token endpoint and web login alike).
+    pub limiter: crate::limits::CredentialLimiter,
 }
 
 /// The response type of every handler.
@@ -187,7 +189,7 @@ async fn route(app: &Arc<App>, listener: Listener, req: Request<Incoming>) -> Ap
                     decide(app, &req, id.to_string(), false).await
                 }
                 (["api", "signorders"], &Method::POST) => sign_order(app, req).await,
-                (["api", "dev", "audit"], &Method::GET) => audit_log(app, &req).await,
+                (["api", "dev", "audit"], &Method::GET) => audit_log(app, &req, &query).await,
                 (["api", "keys"], _)
                 | (["api", "operations"], _)
                 | (["api", "operations", _], _)
@@ -365,30 +367,35 @@ async fn token(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<Resp> {
         }
         None => return Err(ApiError::invalid("grant_type is missing")),
     }
+    // `None`: credentials that cannot even be read (they still count as a
+    // failure, under the empty client id).
     let creds = match basic {
-        Some(h) => {
-            let Some(b64) = h
-                .strip_prefix("Basic ")
-                .or_else(|| h.strip_prefix("basic "))
-            else {
-                return Ok(invalid_client());
-            };
-            let Ok(raw) = B64.decode(b64.trim()) else {
-                return Ok(invalid_client());
-            };
-            let raw = String::from_utf8_lossy(&raw).into_owned();
-            raw.split_once(':')
-                .map(|(i, s)| (form_decode(i), form_decode(s)))
-        }
+        Some(h) => h
+            .strip_prefix("Basic ")
+            .or_else(|| h.strip_prefix("basic "))
+            .and_then(|b64| B64.decode(b64.trim()).ok())
+            .and_then(|raw| {
+                let raw = String::from_utf8_lossy(&raw).into_owned();
+                raw.split_once(':')
+                    .map(|(i, s)| (form_decode(i), form_decode(s)))
+            }),
         None => form_id.zip(form_secret),
     };
-    let Some((id, secret)) = creds else {
-        return Ok(invalid_client());
-    };
-    let user = app.users.authenticate(&id, &secret).map(|u| u.name.clone());
-    let audit_who = id.chars().take(64).collect::<String>();
+    let client = creds.as_ref().map(|(i, _)| i.as_str()).unwrap_or("");
+    let audit_who = client.chars().take(64).collect::<String>();
     let store = app.store.clone();
+    // Refused before the secret is compared: a brute force learns nothing.
+    if let Err(refusal) = app.limiter.check(client) {
+        let entry = AuditEntry::new(&audit_who, "token").outcome("rate_limited");
+        blocking(move || store.audit(entry)).await?;
+        return Err(ApiError::throttled(refusal.retry_after, refusal.message));
+    }
+    let user = creds
+        .as_ref()
+        .and_then(|(id, secret)| app.users.authenticate(id, secret))
+        .map(|u| u.name.clone());
     let Some(name) = user else {
+        app.limiter.failed(client);
         let entry = AuditEntry::new(&audit_who, "token").outcome("invalid_client");
         blocking(move || store.audit(entry)).await?;
         return Ok(invalid_client());
@@ -472,6 +479,7 @@ async fn create_operation(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<R
     }
     let now = now_ms();
     let createdby = p.id.clone();
+    let createdcontext = p.context.clone();
     let entry = AuditEntry::new(&p.id, "create");
     let op = blocking(move || {
         store.create_operation(
@@ -483,6 +491,7 @@ async fn create_operation(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<R
                 validms: cr.validms,
                 keys,
                 rejectedby: None,
+                createdcontext,
             },
             entry,
         )
@@ -642,6 +651,7 @@ async fn sign_order(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<Resp> {
                 p.id, so.keyid
             )));
         }
+        op.check_creator_may_sign(&p)?;
         op.check_can_sign(&so.keyid, now_ms())?;
         Ok((key, job))
     };
@@ -674,8 +684,14 @@ async fn sign_order(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<Resp> {
     Ok(json_response(201, &response))
 }
 
-/// `GET /api/dev/audit` (admins): the last entries of the audit log.
-async fn audit_log(app: &Arc<App>, req: &Request<Incoming>) -> ApiResult<Resp> {
+/// Audit entries `GET /api/dev/audit` returns by default, and at most.
+const AUDIT_LIMIT: usize = 1000;
+const AUDIT_MAX_LIMIT: usize = 10_000;
+
+/// `GET /api/dev/audit[?limit=N][&before=SEQ]` (admins): the last `limit`
+/// entries (oldest first) with a sequence number below `before`; page back
+/// with `before` = the first entry's `seq`.
+async fn audit_log(app: &Arc<App>, req: &Request<Incoming>, query: &str) -> ApiResult<Resp> {
     let p = authenticate(app, req)?;
     if !p.rights.admin {
         return Err(ApiError::forbidden(format!(
@@ -683,7 +699,33 @@ async fn audit_log(app: &Arc<App>, req: &Request<Incoming>) -> ApiResult<Resp> {
             p.id
         )));
     }
+    let mut limit = AUDIT_LIMIT;
+    let mut before = u64::MAX;
+    for pair in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=AUDIT_MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "limit must be a number from 1 to {AUDIT_MAX_LIMIT}"
+                        ))
+                    })?
+            }
+            "before" => {
+                before = v
+                    .parse()
+                    .map_err(|_| ApiError::invalid("before must be an audit sequence number"))?
+            }
+            _ => {}
+        }
+    }
     let store = app.store.clone();
-    let log = blocking(move || store.audit_log(1000)).await?;
-    Ok(json_response(200, &json!(log)))
+    let log = blocking(move || store.audit_log(usize::MAX)).await?;
+    let older: Vec<AuditEntry> = log.into_iter().filter(|e| e.seq < before).collect();
+    let page = &older[older.len().saturating_sub(limit)..];
+    Ok(json_response(200, &json!(page)))
 }

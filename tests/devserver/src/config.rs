@@ -169,6 +169,9 @@ pub struct FileConfig {
     /// Trusted external JWT issuers (CI systems).
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,
+    /// Limits on failed credential checks (token endpoint and web login).
+    #[serde(default)]
+    pub credential_limits: crate::limits::CredentialLimits,
 }
 
 /// One user in the file.

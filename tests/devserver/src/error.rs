@@ -66,6 +66,12 @@ impl ApiError {
         e.retry_after = Some(retry_after);
         e
     }
+    /// 429 `rate_limited` for too many failed credential checks.
+    pub fn throttled(retry_after: u64, message: impl Into<String>) -> Self {
+        let mut e = Self::new(429, "rate_limited", message);
+        e.retry_after = Some(retry_after);
+        e
+    }
     /// 503 for an injected server fault.
     pub fn injected_5xx() -> Self {
         Self::new(

@@ -530,3 +530,52 @@ impl Drop for DevServer {
         }
     }
 }
+
+/// A stand-in CI token issuer for tests (a GitLab instance, GitHub Actions):
+/// a fresh P-256 key, its JWKS for the server's `[[issuers]]` configuration,
+/// and ES256 tokens with any claims.
+pub struct TestIssuer {
+    key: p256::ecdsa::SigningKey,
+    kid: String,
+}
+
+impl Default for TestIssuer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestIssuer {
+    /// A new issuer with a random key.
+    pub fn new() -> TestIssuer {
+        TestIssuer {
+            key: p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng),
+            kid: crate::util::random_hex(8),
+        }
+    }
+
+    /// Writes the JWKS document (the public key) to `path`.
+    pub fn write_jwks(&self, path: &Path) {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as URL;
+        let point = self.key.verifying_key().to_encoded_point(false);
+        let coord = |c: Option<&p256::FieldBytes>| c.map(|v| URL.encode(v));
+        let doc = json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig",
+            "kid": self.kid, "x": coord(point.x()), "y": coord(point.y())}]});
+        std::fs::write(path, doc.to_string())
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
+    /// A signed token with `claims` (give `iss`, `aud`, `sub`, `exp` yourself).
+    pub fn token(&self, claims: &Value) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as URL;
+        use ecdsa::signature::Signer;
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
+        let input = format!(
+            "{}.{}",
+            URL.encode(header.to_string()),
+            URL.encode(claims.to_string())
+        );
+        let sig: p256::ecdsa::Signature = self.key.sign(input.as_bytes());
+        format!("{input}.{}", URL.encode(sig.to_bytes()))
+    }
+}

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::config::{ClaimMapping, IssuerConfig};
 use crate::error::ApiError;
 use crate::keys::write_atomic;
-use crate::users::{Principal, Users};
+use crate::users::{CiContext, Principal, Users};
 use crate::util::{now_secs, random_hex};
 
 /// Issues and checks this server's own tokens.
@@ -345,6 +345,7 @@ impl TokenVerifier {
             return Ok(Principal {
                 id: user.name.clone(),
                 rights: user.rights.clone(),
+                context: None,
             });
         }
         let ext = self
@@ -380,9 +381,11 @@ impl TokenVerifier {
         let user = users
             .get(&m.user)
             .ok_or_else(|| ApiError::forbidden("the claim mapping names no known user"))?;
+        let context = CiContext::from_claims(|name| p.claims.get(name).and_then(claim_as_string));
         Ok(Principal {
             id: format!("{iss}#{sub}"),
             rights: user.rights.clone(),
+            context,
         })
     }
 }

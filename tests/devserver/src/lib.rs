@@ -5,7 +5,7 @@
 //! One module per concern: [`config`], [`tls`], [`jwt`] and [`users`] (who
 //! may do what), [`keys`]/[`keyring`]/[`certs`] (key material), [`operations`]
 //! and [`signorders`] (the rules), [`store`] and [`audit`] (durable state),
-//! [`faults`], [`stats`], [`api`] (routing), [`server`] (listeners) and
+//! [`limits`] (failed credential checks), [`faults`], [`stats`], [`api`] (routing), [`server`] (listeners) and
 //! [`web`] (the approvers' web page under `/ui/`).
 
 #![warn(missing_docs)]
@@ -21,6 +21,7 @@ pub mod harness;
 pub mod jwt;
 pub mod keyring;
 pub mod keys;
+pub mod limits;
 pub mod operations;
 pub mod server;
 pub mod signorders;

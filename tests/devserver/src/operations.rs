@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::users::Principal;
+use crate::users::{CiContext, Principal};
 use crate::util::rfc3339_ms;
 
 /// Bounds on what a caller may ask for (a dev server still refuses nonsense).
@@ -50,6 +50,9 @@ pub struct Operation {
     pub keys: Vec<KeyUsage>,
     /// Who rejected it, if anyone (final).
     pub rejectedby: Option<String>,
+    /// The creator's CI context, when its token carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub createdcontext: Option<CiContext>,
 }
 
 /// The operation's state.
@@ -101,6 +104,57 @@ pub struct NewRestriction {
     pub maxusagecount: u64,
 }
 
+/// The name of a character no description may contain, or `None` when it
+/// is allowed: C0/C1 controls (NUL, newline, ESC, ...), the bidirectional
+/// embeddings, overrides and isolates that make text display in an order
+/// other than it reads (the "Trojan Source" trick), and the line and
+/// paragraph separators.
+pub fn forbidden_char(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\0' => "NUL",
+        '\n' => "LINE FEED",
+        '\r' => "CARRIAGE RETURN",
+        '\t' => "TAB",
+        '\u{1b}' => "ESCAPE",
+        '\u{7f}' => "DELETE",
+        c if c.is_control() => "a control character",
+        '\u{061C}' => "ARABIC LETTER MARK",
+        '\u{200E}' => "LEFT-TO-RIGHT MARK",
+        '\u{200F}' => "RIGHT-TO-LEFT MARK",
+        '\u{202A}' => "LEFT-TO-RIGHT EMBEDDING",
+        '\u{202B}' => "RIGHT-TO-LEFT EMBEDDING",
+        '\u{202C}' => "POP DIRECTIONAL FORMATTING",
+        '\u{202D}' => "LEFT-TO-RIGHT OVERRIDE",
+        '\u{202E}' => "RIGHT-TO-LEFT OVERRIDE",
+        '\u{2066}' => "LEFT-TO-RIGHT ISOLATE",
+        '\u{2067}' => "RIGHT-TO-LEFT ISOLATE",
+        '\u{2068}' => "FIRST STRONG ISOLATE",
+        '\u{2069}' => "POP DIRECTIONAL ISOLATE",
+        '\u{2028}' => "LINE SEPARATOR",
+        '\u{2029}' => "PARAGRAPH SEPARATOR",
+        _ => return None,
+    })
+}
+
+/// Refuses text shown to approvers (`field` names it in the message) that
+/// contains a [`forbidden_char`], naming the first one and where it is.
+pub fn check_display_text(field: &str, text: &str) -> ApiResult<()> {
+    match text
+        .chars()
+        .enumerate()
+        .find_map(|(i, c)| forbidden_char(c).map(|name| (i, c, name)))
+    {
+        None => Ok(()),
+        Some((i, c, name)) => Err(ApiError::invalid(format!(
+            "{field} contains U+{:04X} ({name}) at character {}: control and \
+             bidirectional-formatting characters are not allowed, because approvers \
+             must see exactly what is signed",
+            u32::from(c),
+            i + 1
+        ))),
+    }
+}
+
 impl CreateRequest {
     /// Checks everything that does not need the key list.
     pub fn validate(&self) -> ApiResult<()> {
@@ -115,6 +169,7 @@ impl CreateRequest {
                 "description must be between 1 and {MAX_DESCRIPTION} characters"
             )));
         }
+        check_display_text("description", &self.description)?;
         if self.restrictions.is_empty() {
             return Err(ApiError::invalid(
                 "new-keyusagerestrictions must name at least one key",
@@ -181,7 +236,7 @@ impl Operation {
     pub fn to_json(&self, now_ms: u64) -> Value {
         let status = self.status(now_ms);
         let approved = self.rejectedby.is_none() && self.approvals_complete();
-        json!({
+        let mut doc = json!({
             "id": self.id,
             // A string, as in the tutorial ("approved":"true").
             "approved": if approved { "true" } else { "false" },
@@ -193,7 +248,11 @@ impl Operation {
             "validms": self.validms,
             "keyusagerestrictions": self.keys,
             "rejectedby": self.rejectedby,
-        })
+        });
+        if let Some(c) = &self.createdcontext {
+            doc["createdcontext"] = json!(c);
+        }
+        doc
     }
 
     /// The 409 for a state that forbids signing or approving, if any.
@@ -261,6 +320,20 @@ impl Operation {
             Err(ApiError::forbidden(format!(
                 "{} may not approve or reject operation {}: it holds the approve right for none of its keys",
                 p.id, self.id
+            )))
+        }
+    }
+
+    /// Only the creator identity (or an admin) signs under an operation: an
+    /// approval is for one pipeline, not for anyone who holds sign rights on
+    /// the key (operation ids are sequential and easy to guess).
+    pub fn check_creator_may_sign(&self, p: &Principal) -> ApiResult<()> {
+        if p.rights.admin || self.createdby == p.id {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "operation {} belongs to {}: only the identity that created it (or an admin) may sign under it, not {}",
+                self.id, self.createdby, p.id
             )))
         }
     }
@@ -346,6 +419,7 @@ mod tests {
                 },
             ],
             rejectedby: None,
+            createdcontext: None,
         }
     }
 
@@ -356,6 +430,7 @@ mod tests {
                 approve: KeySet::one(key),
                 ..Rights::nothing()
             },
+            context: None,
         }
     }
 
@@ -399,6 +474,7 @@ mod tests {
                 approve: KeySet::All,
                 ..Rights::nothing()
             },
+            context: None,
         };
         assert_eq!(o.approve(&creator, 1500).unwrap_err().code, "forbidden");
         assert_eq!(

@@ -79,6 +79,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared, String> {
         .iter()
         .map(|i| ExternalIssuer::load(i, &users))
         .collect::<Result<Vec<_>, _>>()?;
+    file.credential_limits.validate()?;
     let store = Store::open(&data_dir.join("state.redb"))?;
     let tls = crate::tls::server_config(&data_dir, &file.tls_names)?;
     let app = Arc::new(App {
@@ -90,6 +91,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared, String> {
         faults: opts.faults.clone(),
         max_body: file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         web: crate::web::WebState::default(),
+        limiter: crate::limits::CredentialLimiter::new(file.credential_limits),
     });
     Ok(Prepared { app, tls, data_dir })
 }

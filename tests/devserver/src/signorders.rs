@@ -78,6 +78,7 @@ impl SignOrderRequest {
         if n > crate::operations::MAX_DESCRIPTION {
             return Err(ApiError::invalid("description is too long"));
         }
+        crate::operations::check_display_text("description", &self.description)?;
         if self.inputdata.len() > MAX_INPUT_HEX {
             return Err(ApiError::invalid(format!(
                 "inputdata is too long ({} hex digits, at most {MAX_INPUT_HEX})",

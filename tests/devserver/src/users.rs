@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::UserConfig;
 
 /// A set of keys: all, or some.
@@ -83,6 +85,52 @@ pub struct Principal {
     pub id: String,
     /// The rights.
     pub rights: Rights,
+    /// Where the caller runs, when its token says so (a CI job's token).
+    pub context: Option<CiContext>,
+}
+
+/// The CI context a GitLab `id_token` or a GitHub Actions OIDC token carries:
+/// which project, ref and pipeline a request comes from and who started it.
+/// Recorded at operation creation so approvers see more than a shared
+/// identity and a free text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiContext {
+    /// `gitlab` or `github`.
+    pub system: String,
+    /// The claims, by their names in the token: GitLab `project_path`,
+    /// `ref`, `pipeline_id`, `user_login`; GitHub `repository`, `ref`,
+    /// `run_id`, `actor`. Only those present.
+    #[serde(flatten)]
+    pub claims: BTreeMap<String, String>,
+}
+
+/// GitLab `id_token` claims kept in a [`CiContext`].
+pub const GITLAB_CLAIMS: [&str; 4] = ["project_path", "ref", "pipeline_id", "user_login"];
+/// GitHub Actions OIDC claims kept in a [`CiContext`].
+pub const GITHUB_CLAIMS: [&str; 4] = ["repository", "ref", "run_id", "actor"];
+/// Longest claim value kept (a token is signed, but not necessarily sane).
+const MAX_CLAIM: usize = 200;
+
+impl CiContext {
+    /// The context in a token's claims (`claim` gives a claim as text), if
+    /// the token looks like a GitLab or GitHub Actions one.
+    pub fn from_claims(claim: impl Fn(&str) -> Option<String>) -> Option<CiContext> {
+        let (system, names) = if claim("project_path").is_some() || claim("pipeline_id").is_some() {
+            ("gitlab", GITLAB_CLAIMS)
+        } else if claim("repository").is_some() || claim("run_id").is_some() {
+            ("github", GITHUB_CLAIMS)
+        } else {
+            return None;
+        };
+        let claims = names
+            .iter()
+            .filter_map(|n| claim(n).map(|v| (n.to_string(), v.chars().take(MAX_CLAIM).collect())))
+            .collect();
+        Some(CiContext {
+            system: system.into(),
+            claims,
+        })
+    }
 }
 
 /// A configured user.

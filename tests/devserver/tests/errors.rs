@@ -428,3 +428,92 @@ fn malformed_requests_all_get_4xx() {
     assert_eq!(st["keyusagerestrictions"][1]["usagecount"], 1);
     assert_eq!(st["keyusagerestrictions"][0]["usagecount"], 0);
 }
+
+#[test]
+fn control_and_bidi_characters_in_descriptions_are_refused() {
+    let s = DevServer::start();
+    let t = s.token("orderer-client");
+    let create = |description: &str| {
+        s.api_request(
+            "POST",
+            "/api/operations",
+            Some(&t),
+            Some(&json!({"validms": 60000, "description": description,
+                "new-keyusagerestrictions": [{"keyid": "key1", "maxusagecount": 1}]})),
+        )
+    };
+    let cases = [
+        (
+            "firmware \u{202E}nib.exe release",
+            "U+202E",
+            "RIGHT-TO-LEFT OVERRIDE",
+        ),
+        ("firmware\0release build", "U+0000", "NUL"),
+        (
+            "firmware release\nApproved by security",
+            "U+000A",
+            "LINE FEED",
+        ),
+        ("firmware \u{1b}[2Krelease", "U+001B", "ESCAPE"),
+        (
+            "firmware \u{2066}release\u{2069}",
+            "U+2066",
+            "LEFT-TO-RIGHT ISOLATE",
+        ),
+        ("firmware \u{200F}release", "U+200F", "RIGHT-TO-LEFT MARK"),
+        ("firmware \u{85}release", "U+0085", "control"),
+    ];
+    let before = s
+        .api_request("GET", "/api/operations", Some(&t), None)
+        .json()
+        .as_array()
+        .map(Vec::len);
+    for (description, code, name) in cases {
+        let r = create(description);
+        assert_error(&r, 400, "invalid_request");
+        let msg = r.json()["message"].as_str().unwrap().to_string();
+        assert!(
+            msg.contains("description") && msg.contains(code) && msg.contains(name),
+            "{description:?}: {msg}"
+        );
+    }
+    // Nothing was created by any of them.
+    let after = s
+        .api_request("GET", "/api/operations", Some(&t), None)
+        .json()
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(before, after);
+    // Non-Latin text and emoji are fine.
+    assert_eq!(
+        create("Firmware für das Board — ファームウェア 🚀").status,
+        201
+    );
+
+    // Sign-order descriptions follow the same rule, and nothing is spent.
+    let op = s.create_operation("orderer-client", &[("key1", 1)], 60_000);
+    let d = hash("sha256", b"data");
+    let mut b = sign_body(
+        &op,
+        "key1",
+        &digest_info("sha256", &d),
+        "digestinfo",
+        "asn1",
+    );
+    for (description, code) in [
+        ("build 42 \u{202E}gnp.exe", "U+202E"),
+        ("build 42\0 trailing", "U+0000"),
+    ] {
+        b["description"] = json!(description);
+        let r = s.api_request("POST", "/api/signorders", Some(&t), Some(&b));
+        assert_error(&r, 400, "invalid_request");
+        assert!(r.json()["message"].as_str().unwrap().contains(code));
+    }
+    assert_eq!(s.operation(&op)["keyusagerestrictions"][0]["usagecount"], 0);
+    b["description"] = json!("build 42 of the firmware");
+    assert_eq!(
+        s.api_request("POST", "/api/signorders", Some(&t), Some(&b))
+            .status,
+        201
+    );
+}

@@ -191,3 +191,77 @@ user = "approver-key2"
         "unauthorized",
     );
 }
+
+#[test]
+fn the_creators_ci_context_is_recorded_at_creation() {
+    use ks_devserver::harness::TestIssuer;
+    let dir = tempfile::tempdir().unwrap();
+    let (gitlab, github) = (TestIssuer::new(), TestIssuer::new());
+    gitlab.write_jwks(&dir.path().join("gitlab.json"));
+    github.write_jwks(&dir.path().join("github.json"));
+    let gh_iss = "https://token.actions.githubusercontent.com";
+    let config = format!(
+        r#"
+[[issuers]]
+issuer = "{ISS}"
+audience = "{AUD}"
+jwks_file = "{gl}"
+[[issuers.map]]
+claims = {{ project_path = "group/firmware" }}
+user = "orderer-clientkey1"
+
+[[issuers]]
+issuer = "{gh_iss}"
+audience = "{AUD}"
+jwks_file = "{gh}"
+[[issuers.map]]
+claims = {{ repository = "acme/firmware" }}
+user = "orderer-clientkey1"
+"#,
+        gl = dir.path().join("gitlab.json").display(),
+        gh = dir.path().join("github.json").display(),
+    );
+    let s = DevServer::builder().config_toml(config).start();
+    let create = |token: &str| {
+        let r = s.api_request(
+            "POST",
+            "/api/operations",
+            Some(token),
+            Some(
+                &json!({"validms": 60000, "description": "firmware release build",
+                "new-keyusagerestrictions": [{"keyid": "key1", "maxusagecount": 1}]}),
+            ),
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+
+    // GitLab id_token: project, ref, pipeline and the user who started it.
+    let mut c = claims("group/firmware", "main");
+    c["pipeline_id"] = json!("98765");
+    c["user_login"] = json!("alice");
+    c["namespace_path"] = json!("group");
+    let doc = create(&gitlab.token(&c));
+    let want = json!({"system": "gitlab", "project_path": "group/firmware", "ref": "main",
+        "pipeline_id": "98765", "user_login": "alice"});
+    assert_eq!(doc["createdcontext"], want);
+    // Stored: the status document says the same later.
+    let op = doc["id"].as_str().unwrap();
+    assert_eq!(s.operation(op)["createdcontext"], want);
+
+    // GitHub Actions OIDC token: repository, ref, run id and actor (run_id
+    // as a number is taken as text).
+    let gh = json!({"iss": gh_iss, "aud": AUD, "sub": "repo:acme/firmware:ref:refs/heads/main",
+        "repository": "acme/firmware", "ref": "refs/heads/main", "run_id": 4242,
+        "actor": "octocat", "exp": now() + 300});
+    let doc = create(&github.token(&gh));
+    assert_eq!(
+        doc["createdcontext"],
+        json!({"system": "github", "repository": "acme/firmware", "ref": "refs/heads/main",
+            "run_id": "4242", "actor": "octocat"})
+    );
+
+    // Client credentials carry no CI context: the field is absent.
+    let op = s.create_operation("orderer-clientkey1", &[("key1", 1)], 60_000);
+    assert!(s.operation(&op).get("createdcontext").is_none());
+}

@@ -56,14 +56,14 @@ fn every_role_allowed_and_refused() {
     // Signing: orderer-client signs with every key, orderer-clientkeyN only with key N,
     // approvers never.
     let op = s.create_operation("orderer-client", &[("key1", 9), ("key5", 9)], 60_000);
-    for user in [
-        "adminuser",
-        "adminclient",
-        "orderer-client",
-        "orderer-clientkey5",
-    ] {
+    for user in ["adminuser", "adminclient", "orderer-client"] {
         assert_eq!(sign(&s, user, &ec_body(&op, "key5")).status, 201, "{user}");
     }
+    let own = s.create_operation("orderer-clientkey5", &[("key5", 1)], 60_000);
+    assert_eq!(
+        sign(&s, "orderer-clientkey5", &ec_body(&own, "key5")).status,
+        201
+    );
     assert_error(
         &sign(&s, "orderer-clientkey1", &ec_body(&op, "key5")),
         403,
@@ -170,7 +170,7 @@ fn four_eyes_and_two_distinct_approvers() {
     assert_eq!(st["status"], "pending");
     let r = sign(
         &s,
-        "orderer-client",
+        "adminclient",
         &sign_body(
             &op,
             "key3",
@@ -186,7 +186,7 @@ fn four_eyes_and_two_distinct_approvers() {
     assert_eq!(st["keyusagerestrictions"][0]["requiredapprovals"], 2);
     let r = sign(
         &s,
-        "orderer-client",
+        "adminclient",
         &sign_body(
             &op,
             "key3",
@@ -429,4 +429,69 @@ fn concurrent_sign_orders_never_exceed_the_usage_count() {
         12
     );
     assert_eq!(s.stats()["signorders"], 12);
+}
+
+#[test]
+fn only_the_creator_or_an_admin_signs_under_an_operation() {
+    let s = DevServer::start();
+    let op = s.create_operation("orderer-clientkey5", &[("key5", 5)], 60_000);
+    // orderer-client holds the sign right for key5, but the operation (and
+    // the approval behind it) belongs to another pipeline.
+    let r = sign(&s, "orderer-client", &ec_body(&op, "key5"));
+    assert_error(&r, 403, "forbidden");
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains(&format!("operation {op} belongs to orderer-clientkey5")),
+        "{msg}"
+    );
+    assert!(msg.contains("orderer-client"), "{msg}");
+    // Refused with a requestid too, and nothing was spent.
+    let mut with_id = ec_body(&op, "key5");
+    with_id["requestid"] = json!("6f1d2c1e-0000-4000-8000-000000000001");
+    assert_error(&sign(&s, "orderer-client", &with_id), 403, "forbidden");
+    assert_eq!(s.operation(&op)["keyusagerestrictions"][0]["usagecount"], 0);
+    // The creator signs, and so do admins.
+    assert_eq!(
+        sign(&s, "orderer-clientkey5", &ec_body(&op, "key5")).status,
+        201
+    );
+    assert_eq!(sign(&s, "adminclient", &ec_body(&op, "key5")).status, 201);
+    assert_eq!(sign(&s, "adminuser", &ec_body(&op, "key5")).status, 201);
+    assert_eq!(s.operation(&op)["keyusagerestrictions"][0]["usagecount"], 3);
+    // The refusal is audited.
+    let log = s
+        .api_request("GET", "/api/dev/audit", Some(&s.token("adminclient")), None)
+        .json();
+    assert!(log.as_array().unwrap().iter().any(|e| e["action"] == "sign"
+        && e["who"] == "orderer-client"
+        && e["operation"] == op.as_str()
+        && e["outcome"] == "forbidden"));
+}
+
+#[test]
+fn the_audit_api_pages_back_with_before_and_limit() {
+    let s = DevServer::start();
+    for _ in 0..12 {
+        s.token("orderer-client");
+    }
+    let admin = s.token("adminclient");
+    let get = |q: &str| s.api_request("GET", &format!("/api/dev/audit{q}"), Some(&admin), None);
+    let seqs = |r: &ks_devserver::client::HttpResponse| -> Vec<u64> {
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let all = seqs(&get(""));
+    assert!(all.len() >= 13 && all.windows(2).all(|w| w[0] < w[1]));
+    let last = seqs(&get("?limit=5"));
+    assert_eq!(last, all[all.len() - 5..]);
+    let before = seqs(&get(&format!("?limit=5&before={}", last[0])));
+    assert_eq!(before, all[all.len() - 10..all.len() - 5]);
+    for q in ["?limit=0", "?limit=ten", "?limit=10001", "?before=x"] {
+        assert_error(&get(q), 400, "invalid_request");
+    }
 }

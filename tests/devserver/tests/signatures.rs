@@ -41,8 +41,10 @@ fn every_key_and_format_verifies_with_openssl() {
     let hashes = ["sha256", "sha384", "sha512"];
     // Uses per key: RSA keys sign PKCS#1 and PSS per hash; EC keys p1363 and asn1 per hash.
     let keys = ["key1", "key2", "key3", "key4", "key5", "key6"];
+    // Created by the identity that signs: only the creator (or an admin)
+    // may sign under an operation.
     let op = s.create_operation(
-        "adminclient",
+        "orderer-client",
         &keys.iter().map(|k| (*k, 6u32)).collect::<Vec<_>>(),
         600_000,
     );

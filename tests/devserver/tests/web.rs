@@ -403,6 +403,54 @@ fn login_attempts_are_rate_limited() {
 }
 
 #[test]
+fn web_login_and_token_endpoint_share_one_limiter() {
+    let s = DevServer::builder()
+        .config_toml(
+            "[credential_limits]\nfailures_per_client = 3\nfailures_total = 100\nwindow_secs = 600\n",
+        )
+        .start();
+    // Wrong secrets at the token endpoint lock the web login of that user...
+    for _ in 0..3 {
+        assert_eq!(s.token_request("approver-key4", "wrong").status, 401);
+    }
+    let mut b = Browser::new(&s);
+    let r = b.login_with("approver-key4", "approver-key4-secret");
+    assert_eq!(r.status, 429, "{}", text(&r));
+    assert!(r.header("retry-after").is_some());
+    // ...and wrong passwords on the page lock the token endpoint.
+    for i in 0..3 {
+        assert_eq!(b.login_with("approver-key3", "wrong").status, 401, "{i}");
+    }
+    let r = s.token_request("approver-key3", "approver-key3-secret");
+    assert_eq!(r.status, 429, "{}", text(&r));
+    assert_eq!(r.json()["error"], "rate_limited");
+    // Half the budget used on each side is the whole budget.
+    assert_eq!(s.token_request("approver-key2", "wrong").status, 401);
+    assert_eq!(b.login_with("approver-key2", "wrong").status, 401);
+    assert_eq!(s.token_request("approver-key2", "wrong").status, 401);
+    assert_eq!(
+        b.login_with("approver-key2", "approver-key2-secret").status,
+        429
+    );
+    // Other users are untouched.
+    b.login("approver-key1");
+}
+
+#[test]
+fn control_and_bidi_characters_never_reach_the_page_raw() {
+    let s = DevServer::start();
+    // A client id is whatever a caller sends; it lands in the audit log.
+    assert_eq!(s.token_request("evil\u{202E}nib.exe", "x").status, 401);
+    let mut b = Browser::new(&s);
+    b.login("adminuser");
+    let r = b.get("/ui/audit");
+    assert_eq!(r.status, 200);
+    let html = text(&r);
+    assert!(html.contains("evil[U+202E]nib.exe"), "{html}");
+    assert!(!html.contains('\u{202E}'), "raw U+202E in the page");
+}
+
+#[test]
 fn the_api_rules_hold_through_the_page() {
     let s = DevServer::start();
     // Per-key rights: approver-key2 cannot see or approve a key4 operation.
@@ -593,4 +641,236 @@ fn admin_audit_log_filters_and_the_live_state() {
         !esc.contains("<script>") && esc.contains("&lt;script&gt;"),
         "filters are escaped"
     );
+}
+
+/// The `<tr>` of operation `op` in a list page.
+fn row<'h>(html: &'h str, op: &str) -> &'h str {
+    let at = html
+        .find(&format!(r#"<tr id="op-{op}""#))
+        .unwrap_or_else(|| panic!("no row for {op} in:\n{html}"));
+    let rest = &html[at..];
+    &rest[..rest.find("</tr>").expect("row end")]
+}
+
+#[test]
+fn approve_is_not_offered_when_the_approvers_keys_are_satisfied() {
+    let s = DevServer::start();
+    // key2 needs one approval, key3 two: adminuser's approval satisfies key2
+    // and leaves key3 pending.
+    let op = s.create_operation("orderer-client", &[("key2", 1), ("key3", 1)], 60_000);
+    let mut k2 = Browser::new(&s);
+    k2.login("approver-key2");
+    let (html, _) = k2.list();
+    assert!(row(&html, &op).contains(&format!(r#"id="approve-{op}""#)));
+    s.approve("adminuser", &op);
+    assert_eq!(s.operation(&op)["status"], "pending");
+    let (html, _) = k2.list();
+    let r = row(&html, &op);
+    assert!(!r.contains(&format!(r#"id="approve-{op}""#)), "{r}");
+    assert!(r.contains(&format!(r#"id="reject-{op}""#)), "{r}");
+    assert!(
+        r.contains("Your keys have all the approvals they need"),
+        "{r}"
+    );
+    // Forcing the confirmation page says why, and nothing changes.
+    let c = k2.get(&format!("/ui/operations/{op}/approve"));
+    assert_eq!(c.status, 409, "{}", text(&c));
+    assert!(text(&c).contains("nothing for you to approve"));
+    // approver-key3 still has something to approve.
+    let mut k3 = Browser::new(&s);
+    k3.login("approver-key3");
+    let (html, _) = k3.list();
+    assert!(row(&html, &op).contains(&format!(r#"id="approve-{op}""#)));
+}
+
+#[test]
+fn finished_operations_show_no_time_left() {
+    let s = DevServer::start();
+    let pending = s.create_operation("orderer-client", &[("key4", 1)], 600_000);
+    let rejected = s.create_operation("orderer-client", &[("key4", 1)], 600_000);
+    s.reject("approver-key4", &rejected);
+    let used = s.create_operation("orderer-client", &[("key1", 1)], 600_000);
+    let body = serde_json::json!({"operationid": used, "keyid": "key1",
+        "inputdata": hex_digest_info(), "inputformat": "hex", "inputpadding": "digestinfo",
+        "signatureformat": "asn1", "description": "finished operations test"});
+    let t = s.token("orderer-client");
+    assert_eq!(
+        s.api_request("POST", "/api/signorders", Some(&t), Some(&body))
+            .status,
+        201
+    );
+    let expired = s.create_operation("orderer-client", &[("key4", 1)], 1);
+    let mut b = Browser::new(&s);
+    b.login("adminuser");
+    let (html, _) = b.list();
+    assert!(row(&html, &pending).contains(r#"<time class="left""#));
+    for (op, status) in [
+        (&rejected, "rejected"),
+        (&used, "exhausted"),
+        (&expired, "expired"),
+    ] {
+        let r = row(&html, op);
+        assert!(r.contains(&format!(r#"data-status="{status}""#)), "{r}");
+        assert!(!r.contains("<time"), "{status}: {r}");
+        assert!(
+            r.contains(&format!(r#"<span class="finished">— ({status})</span>"#)),
+            "{r}"
+        );
+    }
+    // A finished operation has nothing left to offer.
+    let c = b.get(&format!("/ui/operations/{rejected}/reject"));
+    assert_eq!(c.status, 409, "{}", text(&c));
+}
+
+/// DigestInfo(SHA-256("x")) in hex.
+fn hex_digest_info() -> String {
+    use sha2::Digest;
+    let mut v = vec![
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, 0x04, 0x20,
+    ];
+    v.extend(sha2::Sha256::digest(b"x"));
+    hex::encode(v)
+}
+
+/// The `href` of the link with `id` in `html` (entities decoded).
+fn link(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!(r#"id="{id}""#))?;
+    let rest = &html[at..];
+    let h = rest.find(r#"href=""#)? + 6;
+    let end = rest[h..].find('"')?;
+    Some(rest[h..h + end].replace("&amp;", "&"))
+}
+
+/// The sequence numbers shown on an audit page (first column).
+fn seqs(html: &str) -> Vec<u64> {
+    html.split("<tr><td>")
+        .skip(1)
+        .filter_map(|r| r.split("</td>").next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_audit_log_pages_through_every_entry_with_its_filters() {
+    let s = DevServer::start();
+    // Well past the 500 entries the page used to stop at.
+    for _ in 0..560 {
+        assert_eq!(
+            s.token_request("adminclient", "adminclient-secret").status,
+            200
+        );
+    }
+    s.token("orderer-client");
+    let mut b = Browser::new(&s);
+    b.login("adminuser");
+    // Default page size 100; walk "Older" to the end, filter kept.
+    let mut url = "/ui/audit?user=adminclient&action=token".to_string();
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let r = b.get(&url);
+        assert_eq!(r.status, 200, "{url}: {}", text(&r));
+        let html = text(&r);
+        let page = seqs(&html);
+        assert!(!page.is_empty() && page.len() <= 100, "{url}");
+        assert!(html.contains("of 560 entries, newest first"), "{html}");
+        seen.extend(page);
+        pages += 1;
+        match link(&html, "audit-older") {
+            Some(next) => {
+                assert!(next.contains("user=adminclient") && next.contains("action=token"));
+                assert!(next.contains("size=100"), "{next}");
+                url = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 6);
+    assert_eq!(seen.len(), 560, "every entry exactly once");
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no repeat"
+    );
+
+    // A chosen page size; Newer leads back to the same page.
+    let first = text(&b.get("/ui/audit?user=adminclient&size=7"));
+    assert!(first.contains("1–7 of 560 entries"), "{first}");
+    assert!(link(&first, "audit-newer").is_none());
+    let second_url = link(&first, "audit-older").expect("older");
+    let second = text(&b.get(&second_url));
+    assert!(second.contains("8–14 of 560 entries"), "{second}");
+    assert_eq!(seqs(&second).len(), 7);
+    let back = text(&b.get(&link(&second, "audit-newer").expect("newer")));
+    assert_eq!(seqs(&back), seqs(&first));
+    assert!(back.contains(r#"id="f-size" name="size" type="number" min="1" max="500" value="7""#));
+
+    // Bad paging parameters are refused with a sentence.
+    for q in [
+        "size=0",
+        "size=501",
+        "size=ten",
+        "before=x",
+        "before=5&after=3",
+    ] {
+        let r = b.get(&format!("/ui/audit?{q}"));
+        assert_eq!(r.status, 400, "{q}: {}", text(&r));
+        assert!(text(&r).contains(r#"id="error""#));
+    }
+}
+
+#[test]
+fn approvers_see_the_creators_ci_context() {
+    use ks_devserver::harness::TestIssuer;
+    let dir = tempfile::tempdir().unwrap();
+    let gitlab = TestIssuer::new();
+    gitlab.write_jwks(&dir.path().join("gitlab.json"));
+    let s = DevServer::builder()
+        .config_toml(format!(
+            r#"
+[[issuers]]
+issuer = "https://gitlab.example.test"
+audience = "keyserver"
+jwks_file = "{}"
+[[issuers.map]]
+claims = {{ project_path = "group/firmware" }}
+user = "orderer-client"
+"#,
+            dir.path().join("gitlab.json").display()
+        ))
+        .start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = gitlab.token(&serde_json::json!({
+        "iss": "https://gitlab.example.test", "aud": "keyserver",
+        "sub": "project_path:group/firmware:ref_type:branch:ref:main",
+        "project_path": "group/firmware", "ref": "main", "pipeline_id": "98765",
+        "user_login": "mallory\u{202E}nimda", "exp": now + 300}));
+    let r = s.api_request(
+        "POST",
+        "/api/operations",
+        Some(&token),
+        Some(
+            &serde_json::json!({"validms": 60000, "description": "firmware release",
+            "new-keyusagerestrictions": [{"keyid": "key4", "maxusagecount": 1}]}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let op = r.json()["id"].as_str().unwrap().to_string();
+    let plain = s.create_operation("orderer-client", &[("key4", 1)], 60_000);
+    let mut b = Browser::new(&s);
+    b.login("approver-key4");
+    let (html, _) = b.list();
+    let want = "GitLab CI: project group/firmware, ref main, pipeline 98765, started by mallory[U+202E]nimda";
+    assert!(row(&html, &op).contains(want), "{}", row(&html, &op));
+    assert!(!html.contains('\u{202E}'));
+    assert!(!row(&html, &plain).contains("class=\"context\""));
+    let c = text(&b.get(&format!("/ui/operations/{op}/approve")));
+    assert!(
+        c.contains(&format!(r#"<dd id="context">{want}</dd>"#)),
+        "{c}"
+    );
+    let c = text(&b.get(&format!("/ui/operations/{plain}/approve")));
+    assert!(c.contains("no CI details"), "{c}");
 }

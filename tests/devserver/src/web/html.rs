@@ -4,12 +4,17 @@
 use std::fmt::Write as _;
 
 use crate::audit::AuditEntry;
-use crate::operations::{Operation, Status};
+use crate::operations::{forbidden_char, Operation, Status};
+use crate::users::CiContext;
 use crate::util::rfc3339_ms;
 
 use super::session::Flash;
 
 /// Escapes text for HTML element content and quoted attribute values.
+/// Control and bidirectional-formatting characters (which the API refuses
+/// in descriptions, but which can still arrive in a client id, a token's
+/// claims or an old database) are shown visibly as `[U+202E]` instead of
+/// being rendered: they could reorder or hide what an approver reads.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -19,6 +24,9 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if forbidden_char(c).is_some() => {
+                let _ = write!(out, "[U+{:04X}]", u32::from(c));
+            }
             c => out.push(c),
         }
     }
@@ -203,6 +211,72 @@ fn keys_list(op: &Operation) -> String {
     s
 }
 
+/// Rejected, expired or used up: nothing can happen to it any more, so no
+/// time left is shown.
+fn finished(status: Status) -> bool {
+    matches!(
+        status,
+        Status::Rejected | Status::Expired | Status::Exhausted
+    )
+}
+
+/// The "Time left" cell's content: a countdown, or why there is none.
+fn left_html(v: &OpView) -> String {
+    if finished(v.status) {
+        format!(r#"<span class="finished">— ({})</span>"#, v.status.name())
+    } else {
+        format!(
+            r#"<time class="left" datetime="{exp}" data-expires-ms="{exp_ms}">{left}</time>"#,
+            exp = esc(&rfc3339_ms(v.op.expires_ms())),
+            exp_ms = v.op.expires_ms(),
+            left = esc(&time_left(v.left_ms)),
+        )
+    }
+}
+
+/// Where an operation comes from, in words, from its creator's CI context.
+pub fn context_text(c: &CiContext) -> String {
+    let get = |k: &str| c.claims.get(k).map(String::as_str);
+    let (system, parts) = match c.system.as_str() {
+        "gitlab" => (
+            "GitLab CI",
+            [
+                ("project", get("project_path")),
+                ("ref", get("ref")),
+                ("pipeline", get("pipeline_id")),
+                ("started by", get("user_login")),
+            ],
+        ),
+        _ => (
+            "GitHub Actions",
+            [
+                ("repository", get("repository")),
+                ("ref", get("ref")),
+                ("run", get("run_id")),
+                ("started by", get("actor")),
+            ],
+        ),
+    };
+    let parts: Vec<String> = parts
+        .iter()
+        .filter_map(|(label, v)| v.map(|v| format!("{label} {v}")))
+        .collect();
+    format!("{system}: {}", parts.join(", "))
+}
+
+/// The creator and, when known, where the request comes from.
+fn creator_html(op: &Operation) -> String {
+    match &op.createdcontext {
+        Some(c) => format!(
+            r#"{}<div class="context" data-system="{}">{}</div>"#,
+            esc(&op.createdby),
+            esc(&c.system),
+            esc(&context_text(c))
+        ),
+        None => esc(&op.createdby),
+    }
+}
+
 fn actions(v: &OpView) -> String {
     let id = url_enc(&v.op.id);
     let mut s = String::new();
@@ -254,27 +328,25 @@ pub fn ops_section(views: &[OpView], admin: bool) -> String {
             r#"<tr id="op-{id}" data-status="{status}">
 <th scope="row">{id}</th>
 <td class="description">{desc}</td>
-<td>{creator}</td>
+<td class="creator">{creator}</td>
 <td>{keys}</td>
 <td class="status">{status}</td>
-<td><time class="left" datetime="{exp}" data-expires-ms="{exp_ms}">{left}</time></td>
+<td class="time-left">{left}</td>
 <td class="actions">{actions}</td>
 </tr>"#,
             id = esc(&v.op.id),
             desc = esc(&v.op.description),
-            creator = esc(&v.op.createdby),
+            creator = creator_html(&v.op),
             keys = keys_list(&v.op),
             status = v.status.name(),
-            exp = esc(&rfc3339_ms(v.op.expires_ms())),
-            exp_ms = v.op.expires_ms(),
-            left = esc(&time_left(v.left_ms)),
+            left = left_html(v),
             actions = actions(v),
         );
     }
     format!(
         r#"<table id="operations">
 <caption>{caption}</caption>
-<thead><tr><th scope="col">Operation</th><th scope="col">Description</th><th scope="col">Created by</th><th scope="col">Keys (used / approvals)</th><th scope="col">Status</th><th scope="col">Time left</th><th scope="col">Actions</th></tr></thead>
+<thead><tr><th scope="col">Operation</th><th scope="col">Description</th><th scope="col">Created by (where from)</th><th scope="col">Keys (used / approvals)</th><th scope="col">Status</th><th scope="col">Time left</th><th scope="col">Actions</th></tr></thead>
 <tbody>
 {rows}</tbody>
 </table>"#
@@ -307,9 +379,10 @@ pub fn confirm_page(viewer: &Viewer, v: &OpView, approve: bool) -> String {
     let body = format!(
         r#"<dl class="operation">
 <dt>Description</dt><dd id="description">{desc}</dd>
-<dt>Created by</dt><dd>{creator}</dd>
+<dt>Created by</dt><dd id="creator">{creator}</dd>
+<dt>Comes from</dt><dd id="context">{context}</dd>
 <dt>Status</dt><dd>{status}</dd>
-<dt>Time left</dt><dd><time class="left" datetime="{exp}" data-expires-ms="{exp_ms}">{left}</time></dd>
+<dt>Time left</dt><dd>{left}</dd>
 <dt>Keys</dt><dd>{keys}</dd>
 </dl>
 <p>{consequence}</p>
@@ -320,10 +393,12 @@ pub fn confirm_page(viewer: &Viewer, v: &OpView, approve: bool) -> String {
 </form>"#,
         desc = esc(&v.op.description),
         creator = esc(&v.op.createdby),
+        context = match &v.op.createdcontext {
+            Some(c) => esc(&context_text(c)),
+            None => "no CI details: the creator's token carried none (client credentials)".into(),
+        },
         status = v.status.name(),
-        exp = esc(&rfc3339_ms(v.op.expires_ms())),
-        exp_ms = v.op.expires_ms(),
-        left = esc(&time_left(v.left_ms)),
+        left = left_html(v),
         keys = keys_list(&v.op),
         url_id = url_enc(&v.op.id),
         action = if approve { "approve" } else { "reject" },
@@ -378,12 +453,75 @@ impl AuditFilter {
     }
 }
 
-/// The audit log page (admins).
+/// Where an audit-log page sits among the matching entries.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNav {
+    /// Entries per page.
+    pub size: usize,
+    /// Index (newest first, from 0) of the page's first entry.
+    pub first: usize,
+    /// For the "Newer" link: the page's first sequence number, if there are newer entries.
+    pub newer_after: Option<u64>,
+    /// For the "Older" link: the page's last sequence number, if there are older entries.
+    pub older_before: Option<u64>,
+}
+
+impl AuditFilter {
+    /// The filters and `size` as a query string (kept across pages).
+    fn query(&self, size: usize) -> String {
+        let mut q = String::new();
+        for (k, v) in [
+            ("key", &self.key),
+            ("user", &self.user),
+            ("operation", &self.operation),
+            ("action", &self.action),
+        ] {
+            if !v.is_empty() {
+                let _ = write!(q, "{k}={}&", url_enc(v));
+            }
+        }
+        let _ = write!(q, "size={size}");
+        q
+    }
+}
+
+fn audit_nav(filter: &AuditFilter, nav: &AuditNav) -> String {
+    let base = format!("/ui/audit?{}", filter.query(nav.size));
+    let mut links = Vec::new();
+    if nav.first > 0 {
+        links.push(format!(
+            r#"<a id="audit-newest" href="{}">Newest</a>"#,
+            esc(&base)
+        ));
+    }
+    if let Some(a) = nav.newer_after {
+        links.push(format!(
+            r#"<a id="audit-newer" rel="prev" href="{}">← Newer</a>"#,
+            esc(&format!("{base}&after={a}"))
+        ));
+    }
+    if let Some(b) = nav.older_before {
+        links.push(format!(
+            r#"<a id="audit-older" rel="next" href="{}">Older →</a>"#,
+            esc(&format!("{base}&before={b}"))
+        ));
+    }
+    if links.is_empty() {
+        return String::new();
+    }
+    format!(
+        r#"<nav class="pages" aria-label="Audit log pages"><p>{}</p></nav>"#,
+        links.join(" · ")
+    )
+}
+
+/// The audit log page (admins): one page of the entries matching `filter`.
 pub fn audit_page(
     viewer: &Viewer,
     filter: &AuditFilter,
     entries: &[AuditEntry],
     total: usize,
+    nav: &AuditNav,
 ) -> String {
     let field = |id: &str, label: &str, value: &str| {
         format!(
@@ -415,20 +553,25 @@ pub fn audit_page(
     } else {
         format!(
             r#"<table id="audit">
-<caption>{shown} of {total} entries, newest first</caption>
+<caption>{from}–{to} of {total} entries, newest first</caption>
 <thead><tr><th scope="col">#</th><th scope="col">Time</th><th scope="col">User</th><th scope="col">Action</th><th scope="col">Operation</th><th scope="col">Key</th><th scope="col">Outcome</th></tr></thead>
 <tbody>
 {rows}</tbody>
 </table>"#,
-            shown = entries.len()
+            from = nav.first + 1,
+            to = nav.first + entries.len(),
         )
     };
     let body = format!(
         r#"<form class="filter" method="get" action="/ui/audit" role="search" aria-label="Filter the audit log">
 {key}{user}{op}{action}
+<p><label for="f-size">Entries per page</label> <input id="f-size" name="size" type="number" min="1" max="500" value="{size}"></p>
 <p><button type="submit" id="filter">Filter</button> <a href="/ui/audit">Clear</a></p>
 </form>
-{table}"#,
+{table}
+{pages}"#,
+        size = nav.size,
+        pages = audit_nav(filter, nav),
         key = field("key", "Key", &filter.key),
         user = field("user", "User", &filter.user),
         op = field("operation", "Operation", &filter.operation),
@@ -448,6 +591,10 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
         assert_eq!(url_enc("a b/ü"), "a%20b%2F%C3%BC");
+        assert_eq!(
+            esc("fw \u{202E}nib.exe\0\n — ü"),
+            "fw [U+202E]nib.exe[U+0000][U+000A] — ü"
+        );
         assert_eq!(time_left(0), "expired");
         assert_eq!(time_left(12_500), "12s");
         assert_eq!(time_left(250_000), "4m 10s");

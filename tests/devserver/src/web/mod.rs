@@ -12,7 +12,8 @@
 //! Security: a session cookie `__Host-keyclient` (HttpOnly, Secure,
 //! SameSite=Strict, the id rotated at login), a per-session CSRF token in
 //! every POST form (login and logout included) checked in constant time, an
-//! Origin check, rate-limited logins, a strict Content-Security-Policy (only
+//! Origin check, logins rate-limited together with the token endpoint
+//! ([`crate::limits`]), a strict Content-Security-Policy (only
 //! the page's own stylesheet and script), no caching.
 
 // Handlers return a finished page as their error value (a redirect to the
@@ -44,7 +45,7 @@ pub use session::WebState;
 use session::{same_secret, Flash, COOKIE as SESSION_COOKIE};
 
 /// The client's address; the listener puts it into every request's
-/// extensions (the login rate limit counts per address too).
+/// extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
@@ -53,9 +54,9 @@ const JS: &str = include_str!("static/keyclient.js");
 
 /// Operations shown at most on the list.
 const MAX_LISTED: usize = 200;
-/// Audit entries searched and shown at most.
-const AUDIT_SEARCHED: usize = 10_000;
-const AUDIT_SHOWN: usize = 500;
+/// Audit entries per page by default, and at most.
+const AUDIT_PAGE: usize = 100;
+const AUDIT_MAX_PAGE: usize = 500;
 
 /// Is `path` one of the page's?
 pub fn is_ui_path(path: &str) -> bool {
@@ -162,6 +163,7 @@ fn logged_in(app: &App, req: &Request<Incoming>) -> Result<Ctx, Resp> {
         principal: Principal {
             id: u.name.clone(),
             rights: u.rights.clone(),
+            context: None,
         },
         sid,
         user,
@@ -197,7 +199,6 @@ struct PostMeta {
     sid: Option<String>,
     origin_ok: bool,
     form_type: bool,
-    peer: Option<SocketAddr>,
 }
 
 fn post_meta(req: &Request<Incoming>) -> PostMeta {
@@ -221,7 +222,6 @@ fn post_meta(req: &Request<Incoming>) -> PostMeta {
         sid: session_id(req),
         origin_ok,
         form_type,
-        peer: req.extensions().get::<PeerAddr>().map(|p| p.0),
     }
 }
 
@@ -373,9 +373,10 @@ async fn login(app: &Arc<App>, req: Request<Incoming>) -> Resp {
     let username = form.get("username").unwrap_or("").trim().to_string();
     let password = form.get("password").unwrap_or("");
     let who: String = username.chars().take(64).collect();
-    let peer = meta.peer.map(|p| p.ip());
-    if let Some(wait) = app.web.login_refused(&username, peer) {
-        let secs = wait.as_secs().max(1);
+    // The same limiter as the token endpoint's: failures here and there
+    // count together, so neither gets around the other's limit.
+    if let Err(refusal) = app.limiter.check(&username) {
+        let secs = refusal.retry_after;
         let _ = audit(
             app,
             AuditEntry::new(&who, "ui-login")
@@ -399,7 +400,7 @@ async fn login(app: &Arc<App>, req: Request<Incoming>) -> Resp {
         return r;
     }
     let Some(user) = app.users.authenticate(&username, password) else {
-        app.web.login_failed(&username, peer);
+        app.limiter.failed(&username);
         let _ = audit(
             app,
             AuditEntry::new(&who, "ui-login")
@@ -418,7 +419,6 @@ async fn login(app: &Arc<App>, req: Request<Incoming>) -> Resp {
         );
     };
     let name = user.name.clone();
-    app.web.login_succeeded(&name);
     if let Err(e) = audit(app, AuditEntry::new(&name, "ui-login").via("ui")).await {
         return internal(None, &e);
     }
@@ -457,7 +457,14 @@ fn view(op: Operation, p: &Principal, now: u64) -> OpView {
     let visible = op.visible_to(p);
     let mut a = op.clone();
     let approve = a.approve(p, now);
-    let can_approve = visible && status == Status::Pending && approve.is_ok() && a != op;
+    // Offered only while one of the viewer's keys still lacks approvals: an
+    // approval beyond a key's requirement changes nothing that matters.
+    let needed = op.keys.iter().any(|k| {
+        p.rights.approve.contains(&k.keyid)
+            && k.approvedby.len() < k.requiredapprovals as usize
+            && !k.approvedby.contains(&p.id)
+    });
+    let can_approve = visible && status == Status::Pending && approve.is_ok() && a != op && needed;
     let mut r = op.clone();
     let can_reject = visible
         && matches!(status, Status::Pending | Status::Approved)
@@ -469,7 +476,13 @@ fn view(op: Operation, p: &Principal, now: u64) -> OpView {
     } else if holds {
         Some(match approve {
             Err(e) => e.message,
-            Ok(()) => "You have approved; waiting for other approvers.".into(),
+            Ok(()) if op.keys.iter().any(|k| k.approvedby.contains(&p.id)) => {
+                "You have approved; waiting for other approvers.".into()
+            }
+            Ok(()) => {
+                "Your keys have all the approvals they need; waiting for the other keys' approvers."
+                    .into()
+            }
         })
     } else if op.createdby == p.id {
         Some("Created by you; waiting for approvers.".into())
@@ -605,13 +618,12 @@ async fn confirm(app: &Arc<App>, req: &Request<Incoming>, id: &str, approve: boo
             Ok(()) => (
                 409,
                 format!(
-                    "There is nothing for you to {} in operation {id}: it is {}{}.",
+                    "There is nothing for you to {} in operation {id}: it is {}{}",
                     if approve { "approve" } else { "reject" },
                     v.status.name(),
-                    if v.status == Status::Pending {
-                        " and you have approved it"
-                    } else {
-                        ""
+                    match (&v.note, v.status) {
+                        (Some(n), Status::Pending) => format!(". {n}"),
+                        _ => ".".into(),
                     }
                 ),
             ),
@@ -696,6 +708,13 @@ async fn audit_log(app: &Arc<App>, req: &Request<Incoming>) -> Resp {
         );
     }
     let mut filter = AuditFilter::default();
+    let mut size = AUDIT_PAGE;
+    let (mut before, mut after) = (None, None);
+    let bad = |text: String| message(400, Some(&viewer), "Bad request", &text);
+    let number = |name: &str, v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| format!("{name} must be a whole number, not {v:?}."))
+    };
     for (k, v) in query_params(req.uri().query().unwrap_or("")) {
         let v: String = v.trim().chars().take(128).collect();
         match k.as_str() {
@@ -703,12 +722,31 @@ async fn audit_log(app: &Arc<App>, req: &Request<Incoming>) -> Resp {
             "user" => filter.user = v,
             "operation" => filter.operation = v,
             "action" => filter.action = v,
+            "size" if !v.is_empty() => match number("The page size", &v) {
+                Ok(n) if (1..=AUDIT_MAX_PAGE as u64).contains(&n) => size = n as usize,
+                Ok(_) => {
+                    return bad(format!(
+                        "The page size must be between 1 and {AUDIT_MAX_PAGE}."
+                    ))
+                }
+                Err(e) => return bad(e),
+            },
+            "before" if !v.is_empty() => match number("before", &v) {
+                Ok(n) => before = Some(n),
+                Err(e) => return bad(e),
+            },
+            "after" if !v.is_empty() => match number("after", &v) {
+                Ok(n) => after = Some(n),
+                Err(e) => return bad(e),
+            },
             _ => {}
         }
     }
+    if before.is_some() && after.is_some() {
+        return bad("Give before or after, not both.".into());
+    }
     let store = app.store.clone();
-    let loaded =
-        blocking(move || Ok((store.audit_log(AUDIT_SEARCHED)?, store.operations()?))).await;
+    let loaded = blocking(move || Ok((store.audit_log(usize::MAX)?, store.operations()?))).await;
     let (log, ops) = match loaded {
         Ok(l) => l,
         Err(e) => return internal(Some(&viewer), &e),
@@ -717,6 +755,8 @@ async fn audit_log(app: &Arc<App>, req: &Request<Incoming>) -> Resp {
         .into_iter()
         .map(|o| (o.id, o.keys.into_iter().map(|k| k.keyid).collect()))
         .collect();
+    // Newest first; pages are cut by sequence number, so entries arriving
+    // meanwhile never shift a page under the reader.
     let matching: Vec<AuditEntry> = log
         .into_iter()
         .rev()
@@ -726,6 +766,22 @@ async fn audit_log(app: &Arc<App>, req: &Request<Incoming>) -> Resp {
         })
         .collect();
     let total = matching.len();
-    let shown: Vec<AuditEntry> = matching.into_iter().take(AUDIT_SHOWN).collect();
-    html_resp(200, html::audit_page(&viewer, &filter, &shown, total))
+    let start = match (before, after) {
+        (Some(b), _) => matching.iter().position(|e| e.seq < b).unwrap_or(total),
+        (_, Some(a)) => matching
+            .iter()
+            .position(|e| e.seq <= a)
+            .unwrap_or(total)
+            .saturating_sub(size),
+        _ => 0,
+    };
+    let end = (start + size).min(total);
+    let shown = &matching[start..end];
+    let nav = html::AuditNav {
+        size,
+        first: start,
+        newer_after: (start > 0).then(|| shown.first().map(|e| e.seq)).flatten(),
+        older_before: (end < total).then(|| shown.last().map(|e| e.seq)).flatten(),
+    };
+    html_resp(200, html::audit_page(&viewer, &filter, shown, total, &nav))
 }

@@ -1,9 +1,9 @@
 //! Browser sessions of the approvers' page: the session cookie, CSRF tokens,
-//! one-shot messages, and the login rate limiter. Everything lives in memory
+//! and one-shot messages (failed logins are counted by
+//! [`crate::limits`], together with the token endpoint's). Everything lives in memory
 //! (a restart logs everybody out; the operations themselves are durable).
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,14 +18,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const MAX_AGE: Duration = Duration::from_secs(8 * 3600);
 /// Sessions kept at most (anonymous ones are evicted first).
 const MAX_SESSIONS: usize = 10_000;
-
-/// Failed logins per user name within [`LIMIT_WINDOW`] before that user name
-/// is refused for the rest of the window.
-pub const USER_FAILURES: usize = 5;
-/// Failed logins per client address within [`LIMIT_WINDOW`].
-pub const ADDRESS_FAILURES: usize = 20;
-/// The rate-limit window.
-pub const LIMIT_WINDOW: Duration = Duration::from_secs(60);
 
 /// A one-shot message shown on the next page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +58,10 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     diff == 0
 }
 
-/// The session table and the login limiter.
+/// The session table.
 #[derive(Debug, Default)]
 pub struct WebState {
     sessions: Mutex<HashMap<String, Session>>,
-    limiter: Mutex<Limiter>,
 }
 
 impl WebState {
@@ -144,85 +135,6 @@ impl WebState {
     pub fn take_flash(&self, id: &str) -> Option<Flash> {
         self.sessions().get_mut(id).and_then(|s| s.flash.take())
     }
-
-    fn limiter(&self) -> std::sync::MutexGuard<'_, Limiter> {
-        self.limiter.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `Some(wait)` when a login for `user` from `addr` must be refused now.
-    pub fn login_refused(&self, user: &str, addr: Option<IpAddr>) -> Option<Duration> {
-        let mut l = self.limiter();
-        let now = Instant::now();
-        let u = l.blocked(&user_key(user), USER_FAILURES, now);
-        let a = addr.and_then(|a| l.blocked(&addr_key(a), ADDRESS_FAILURES, now));
-        u.max(a)
-    }
-
-    /// Counts a failed login.
-    pub fn login_failed(&self, user: &str, addr: Option<IpAddr>) {
-        let mut l = self.limiter();
-        let now = Instant::now();
-        l.record(user_key(user), now);
-        if let Some(a) = addr {
-            l.record(addr_key(a), now);
-        }
-    }
-
-    /// A successful login clears the user name's failures.
-    pub fn login_succeeded(&self, user: &str) {
-        self.limiter().fails.remove(&user_key(user));
-    }
-}
-
-fn user_key(user: &str) -> String {
-    format!("user:{}", user.to_ascii_lowercase())
-}
-
-fn addr_key(addr: IpAddr) -> String {
-    format!("addr:{addr}")
-}
-
-/// Sliding-window counts of failed logins.
-#[derive(Debug, Default)]
-struct Limiter {
-    fails: HashMap<String, VecDeque<Instant>>,
-}
-
-impl Limiter {
-    fn prune(&mut self, now: Instant) {
-        for q in self.fails.values_mut() {
-            while q
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= LIMIT_WINDOW)
-            {
-                q.pop_front();
-            }
-        }
-        self.fails.retain(|_, q| !q.is_empty());
-    }
-
-    fn blocked(&mut self, key: &str, max: usize, now: Instant) -> Option<Duration> {
-        self.prune(now);
-        let q = self.fails.get(key)?;
-        if q.len() < max {
-            return None;
-        }
-        // Free again when the oldest counted failure leaves the window.
-        q.front()
-            .map(|t| LIMIT_WINDOW.saturating_sub(now.duration_since(*t)))
-    }
-
-    fn record(&mut self, key: String, now: Instant) {
-        if self.fails.len() > 50_000 {
-            self.prune(now);
-        }
-        let q = self.fails.entry(key).or_default();
-        q.push_back(now);
-        // Never more than needed to decide.
-        while q.len() > ADDRESS_FAILURES.max(USER_FAILURES) {
-            q.pop_front();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -253,24 +165,7 @@ mod tests {
     }
 
     #[test]
-    fn login_limit_per_user_and_address() {
-        let w = WebState::default();
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..USER_FAILURES {
-            assert!(w.login_refused("approver-key4", Some(a)).is_none());
-            w.login_failed("approver-key4", Some(a));
-        }
-        let wait = w.login_refused("Approver-Key4", Some(a)).unwrap();
-        assert!(wait > Duration::ZERO && wait <= LIMIT_WINDOW);
-        assert!(w.login_refused("approver-key2", Some(a)).is_none());
-        for _ in USER_FAILURES..ADDRESS_FAILURES {
-            w.login_failed("someone-else", Some(a));
-        }
-        assert!(w.login_refused("approver-key2", Some(a)).is_some());
-        let other: IpAddr = "127.0.0.2".parse().unwrap();
-        assert!(w.login_refused("approver-key2", Some(other)).is_none());
-        w.login_succeeded("approver-key4");
-        assert!(w.login_refused("approver-key4", Some(other)).is_none());
+    fn secrets_compare() {
         assert!(
             same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("ab", "abc")
         );
