@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::hash::{self, HashAlg};
+use crate::hash::{self, check_digest_len, HashAlg};
 use crate::keys::PublicKey;
 
 /// How an ECDSA signature is encoded.
@@ -119,7 +119,7 @@ impl SignRequest {
                 Ok(())
             }
             (SignRequest::Ecdsa { digest, .. }, PublicKey::Ec { .. }) => {
-                if ![32, 48, 64].contains(&digest.len()) {
+                if HashAlg::from_output_len(digest.len()).is_none() {
                     return Err(Error::invalid_input(format!(
                         "ECDSA needs a digest of 32, 48 or 64 bytes, got {}",
                         digest.len()
@@ -189,17 +189,6 @@ impl SignRequest {
             _ => Err(Error::internal("sign order fields are not an object")),
         }
     }
-}
-
-fn check_digest_len(hash: HashAlg, digest: &[u8]) -> Result<()> {
-    if digest.len() != hash.output_len() {
-        return Err(Error::invalid_input(format!(
-            "a {hash} digest has {} bytes, got {}",
-            hash.output_len(),
-            digest.len()
-        )));
-    }
-    Ok(())
 }
 
 /// Converts an ECDSA `r || s` signature to DER for `curve`.
@@ -283,7 +272,10 @@ mod tests {
         assert!(f["inputdata"]
             .as_str()
             .unwrap()
-            .starts_with("3031300d0609608648016503040201050004200101"));
+            .starts_with(&format!(
+                "{}0101",
+                hex::encode(HashAlg::Sha256.facts().digest_info_prefix)
+            )));
         let f = SignRequest::RsaPss {
             hash: HashAlg::Sha384,
             salt_len: 48,

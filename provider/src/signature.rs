@@ -55,26 +55,12 @@ pub struct SigCtx {
 }
 
 fn hash_from_name(name: &str) -> PResult<HashAlg> {
-    let by_oid = match name {
-        "2.16.840.1.101.3.4.2.1" => Some(HashAlg::Sha256),
-        "2.16.840.1.101.3.4.2.2" => Some(HashAlg::Sha384),
-        "2.16.840.1.101.3.4.2.3" => Some(HashAlg::Sha512),
-        _ => None,
-    };
-    by_oid.or_else(|| HashAlg::from_name(name)).ok_or_else(|| {
+    HashAlg::from_name_or_oid(name).ok_or_else(|| {
         ProvError::new(
             Reason::Unsupported,
             format!("digest {name} is not supported by KeyServer signing; use SHA-256, SHA-384 or SHA-512"),
         )
     })
-}
-
-fn openssl_hash_name(h: HashAlg) -> &'static str {
-    match h {
-        HashAlg::Sha256 => "SHA2-256",
-        HashAlg::Sha384 => "SHA2-384",
-        HashAlg::Sha512 => "SHA2-512",
-    }
 }
 
 impl SigCtx {
@@ -396,7 +382,7 @@ impl SigCtx {
         for p in unsafe { params::iter(params) } {
             let ok = match p.key() {
                 "algorithm-id" => p.set_octets(&self.algorithm_id()?),
-                "digest" => p.set_str(openssl_hash_name(self.effective_hash())),
+                "digest" => p.set_str(self.effective_hash().facts().openssl_name),
                 "digest-size" => p.set_i64(self.effective_hash().output_len() as i64),
                 "pad-mode" if p.data_type() == OSSL_PARAM_UTF8_STRING => {
                     p.set_str(if self.pad == Pad::Pss { "pss" } else { "pkcs1" })
@@ -420,9 +406,12 @@ impl SigCtx {
                         p.set_i64(num)
                     }
                 }
-                "mgf1-digest" => p.set_str(openssl_hash_name(
-                    self.mgf1.unwrap_or(self.effective_hash()),
-                )),
+                "mgf1-digest" => p.set_str(
+                    self.mgf1
+                        .unwrap_or(self.effective_hash())
+                        .facts()
+                        .openssl_name,
+                ),
                 _ => true,
             };
             if !ok {
