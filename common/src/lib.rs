@@ -34,6 +34,7 @@
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod date;
 pub mod duration;
 pub mod error;
 pub mod hash;

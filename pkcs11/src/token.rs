@@ -164,6 +164,15 @@ impl Session {
     }
 }
 
+/// What `C_Sign`/`C_SignFinal` go on with: the operation, taken out of the session, or
+/// only the signature size (the caller's buffer is absent or too small; the operation stays).
+enum SignTurn {
+    /// Sign now: the operation has left the session.
+    Sign(KeyOp),
+    /// Report this many bytes; nothing was taken.
+    SizeOnly(usize),
+}
+
 /// The token (and library) state between `C_Initialize` and `C_Finalize`.
 pub struct Token {
     pid: u32,
@@ -482,7 +491,7 @@ impl Token {
         handle: CK_SESSION_HANDLE,
         capacity: Option<usize>,
         single_part: bool,
-    ) -> Result<std::result::Result<KeyOp, usize>> {
+    ) -> Result<SignTurn> {
         let session = self.session(handle)?;
         let mut s = lock(&session);
         let op = s.sign.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
@@ -492,9 +501,12 @@ impl Token {
         }
         let len = op.signature_len();
         if capacity.is_none_or(|c| c < len) {
-            return Ok(Err(len));
+            return Ok(SignTurn::SizeOnly(len));
         }
-        s.sign.take().map(Ok).ok_or(CKR_OPERATION_NOT_INITIALIZED)
+        s.sign
+            .take()
+            .map(SignTurn::Sign)
+            .ok_or(CKR_OPERATION_NOT_INITIALIZED)
     }
 
     fn remote_sign(&self, key: &KeyEntry, request: &SignRequest) -> Result<Vec<u8>> {
@@ -512,8 +524,8 @@ impl Token {
         capacity: Option<usize>,
     ) -> Result<Output> {
         let op = match self.take_sign(handle, capacity, true)? {
-            Ok(op) => op,
-            Err(len) => return Ok(Output::Size(len)),
+            SignTurn::Sign(op) => op,
+            SignTurn::SizeOnly(len) => return Ok(Output::Size(len)),
         };
         let request = op.single(data)?;
         self.remote_sign(&op.key, &request).map(Output::Done)
@@ -527,8 +539,8 @@ impl Token {
     /// `C_SignFinal`.
     pub fn sign_final(&self, handle: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Output> {
         let op = match self.take_sign(handle, capacity, false)? {
-            Ok(op) => op,
-            Err(len) => return Ok(Output::Size(len)),
+            SignTurn::Sign(op) => op,
+            SignTurn::SizeOnly(len) => return Ok(Output::Size(len)),
         };
         let key = Arc::clone(&op.key);
         let request = op.finish()?;

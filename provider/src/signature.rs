@@ -7,7 +7,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use ks_common::hash::{self, Hasher};
-use ks_common::{EcdsaFormat, HashAlg, PublicKey, SignRequest};
+use ks_common::{EcdsaFormat, ErrorKind, HashAlg, PublicKey, SignRequest};
 
 use crate::algid;
 use crate::core::{guard, report, PResult, ProvCtx, ProvError, Reason};
@@ -57,7 +57,7 @@ pub struct SigCtx {
 fn hash_from_name(name: &str) -> PResult<HashAlg> {
     HashAlg::from_name_or_oid(name).ok_or_else(|| {
         ProvError::new(
-            Reason::Unsupported,
+            ErrorKind::Unsupported,
             format!("digest {name} is not supported by KeyServer signing; use SHA-256, SHA-384 or SHA-512"),
         )
     })
@@ -67,13 +67,13 @@ impl SigCtx {
     fn key(&self) -> PResult<&KeyData> {
         self.key
             .as_ref()
-            .ok_or_else(|| ProvError::new(Reason::Internal, "signature operation used before init"))
+            .ok_or_else(|| ProvError::new(ErrorKind::Internal, "signature operation used before init"))
     }
 
     fn public(&self) -> PResult<&PublicKey> {
         self.key()?.public.as_ref().ok_or_else(|| {
             ProvError::new(
-                Reason::InvalidInput,
+                ErrorKind::InvalidInput,
                 "the key has no public part to work with",
             )
         })
@@ -98,7 +98,7 @@ impl SigCtx {
         self.mgf1 = None;
         if matches!(op, Op::Sign | Op::DigestSign) && self.key()?.remote.is_none() {
             return Err(ProvError::new(
-                Reason::InvalidInput,
+                ErrorKind::InvalidInput,
                 "this is a public key; signing needs a ks: private key reference such as ks:key1",
             ));
         }
@@ -138,7 +138,7 @@ impl SigCtx {
         for p in unsafe { params::iter(params) } {
             let bad = |what: &str| {
                 ProvError::new(
-                    Reason::InvalidInput,
+                    ErrorKind::InvalidInput,
                     format!("invalid value for signature parameter {what}"),
                 )
             };
@@ -159,7 +159,7 @@ impl SigCtx {
                         (_, Some(v)) if v == i64::from(RSA_PKCS1_PSS_PADDING) => Pad::Pss,
                         _ => {
                             return Err(ProvError::new(
-                                Reason::Unsupported,
+                                ErrorKind::Unsupported,
                                 "KeyServer RSA keys sign with pkcs1 or pss padding only",
                             ))
                         }
@@ -202,7 +202,7 @@ impl SigCtx {
         let em_len = (key_bits as usize).saturating_sub(1).div_ceil(8);
         let max = em_len.checked_sub(hash.output_len() + 2).ok_or_else(|| {
             ProvError::new(
-                Reason::InvalidInput,
+                ErrorKind::InvalidInput,
                 "RSA key too small for PSS with this digest",
             )
         })?;
@@ -214,7 +214,7 @@ impl SigCtx {
             Salt::Len(n) if n <= max => vec![n],
             Salt::Len(n) => {
                 return Err(ProvError::new(
-                    Reason::InvalidInput,
+                    ErrorKind::InvalidInput,
                     format!("PSS salt length {n} is too long for this key (at most {max})"),
                 ))
             }
@@ -239,7 +239,7 @@ impl SigCtx {
             Some(h) => {
                 return digest_info().ok_or_else(|| {
                     ProvError::new(
-                        Reason::InvalidInput,
+                        ErrorKind::InvalidInput,
                         format!(
                             "the input has {} bytes but a {} digest has {}",
                             digest.len(),
@@ -254,7 +254,7 @@ impl SigCtx {
                 None => {
                     return digest_info().ok_or_else(|| {
                         ProvError::new(
-                            Reason::InvalidInput,
+                            ErrorKind::InvalidInput,
                             format!(
                                 "a {}-byte input is not a SHA-256/384/512 digest; KeyServer signs digests only",
                                 digest.len()
@@ -277,7 +277,7 @@ impl SigCtx {
                 if let Some(m) = self.mgf1 {
                     if m != hash {
                         return Err(ProvError::new(
-                            Reason::Unsupported,
+                            ErrorKind::Unsupported,
                             format!(
                                 "KeyServer PSS uses MGF1 with the signing digest ({}); MGF1 with {} is not supported",
                                 hash.name(),
@@ -316,7 +316,7 @@ impl SigCtx {
     ) -> PResult<()> {
         if siglen.is_null() {
             return Err(ProvError::new(
-                Reason::Internal,
+                ErrorKind::Internal,
                 "no signature length pointer",
             ));
         }
@@ -329,7 +329,7 @@ impl SigCtx {
         let key = self.key()?;
         let remote = key.remote.as_ref().ok_or_else(|| {
             ProvError::new(
-                Reason::InvalidInput,
+                ErrorKind::InvalidInput,
                 "this is a public key; signing needs a ks: private key reference",
             )
         })?;
@@ -416,7 +416,7 @@ impl SigCtx {
             };
             if !ok {
                 return Err(ProvError::new(
-                    Reason::InvalidInput,
+                    ErrorKind::InvalidInput,
                     format!("cannot return signature parameter {}", p.key()),
                 ));
             }
@@ -582,7 +582,7 @@ unsafe extern "C" fn sig_digest_update(
         let h = c
             .hasher
             .as_mut()
-            .ok_or_else(|| ProvError::new(Reason::Internal, "digest update before digest init"))?;
+            .ok_or_else(|| ProvError::new(ErrorKind::Internal, "digest update before digest init"))?;
         // SAFETY: OpenSSL's buffer of len bytes.
         h.update(unsafe { bytes(data, len) });
         Ok(1)
@@ -599,7 +599,7 @@ unsafe extern "C" fn sig_digest_sign_final(
         let digest = c
             .hasher
             .clone()
-            .ok_or_else(|| ProvError::new(Reason::Internal, "digest final before digest init"))?
+            .ok_or_else(|| ProvError::new(ErrorKind::Internal, "digest final before digest init"))?
             .finalize();
         // SAFETY: OpenSSL's buffers, as documented.
         unsafe { c.sign_digest(sig, siglen, sigsize, &digest) }.map(|_| 1)
@@ -615,7 +615,7 @@ unsafe extern "C" fn sig_digest_verify_final(
         let digest = c
             .hasher
             .clone()
-            .ok_or_else(|| ProvError::new(Reason::Internal, "digest final before digest init"))?
+            .ok_or_else(|| ProvError::new(ErrorKind::Internal, "digest final before digest init"))?
             .finalize();
         // SAFETY: OpenSSL's buffer.
         Ok(c_int::from(
@@ -838,7 +838,7 @@ mod tests {
         let r = c.requests(&di, false).expect("a DigestInfo");
         assert_eq!(r, vec![SignRequest::RsaPkcs1DigestInfo { digest_info: di }]);
         let e = c.requests(&[0; 20], false).expect_err("SHA-1 sized");
-        assert_eq!(e.reason, Reason::InvalidInput);
+        assert_eq!(e.reason, Reason::Kind(ErrorKind::InvalidInput));
     }
 
     #[test]
@@ -861,13 +861,13 @@ mod tests {
         c.salt = Salt::Len(500);
         assert_eq!(
             c.requests(&[0; 32], false).expect_err("too long").reason,
-            Reason::InvalidInput
+            Reason::Kind(ErrorKind::InvalidInput)
         );
         c.salt = Salt::Digest;
         c.mgf1 = Some(HashAlg::Sha512);
         assert_eq!(
             c.requests(&[0; 32], false).expect_err("mgf1").reason,
-            Reason::Unsupported
+            Reason::Kind(ErrorKind::Unsupported)
         );
         // Verifying with "auto" tries the digest length and the maximum.
         c.mgf1 = None;
@@ -892,7 +892,7 @@ mod tests {
         c.hash = Some(HashAlg::Sha384);
         assert_eq!(
             c.requests(&[9; 32], false).expect_err("mismatch").reason,
-            Reason::InvalidInput
+            Reason::Kind(ErrorKind::InvalidInput)
         );
         assert_eq!(
             c.algorithm_id().expect("algid"),
@@ -912,7 +912,7 @@ mod tests {
         // SAFETY: `buf` is writable for its length.
         let e = unsafe { c.sign_digest(buf.as_mut_ptr(), &mut len, buf.len(), &[0; 32]) }
             .expect_err("no private half");
-        assert_eq!(e.reason, Reason::InvalidInput);
+        assert_eq!(e.reason, Reason::Kind(ErrorKind::InvalidInput));
         let e = c
             .init(Op::Sign, ptr::null_mut(), ptr::null())
             .expect_err("public key");
