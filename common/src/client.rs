@@ -4,7 +4,7 @@
 //! catalog cache. Every method is synchronous and may be called from many threads at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -63,25 +63,6 @@ impl Client {
     /// A client configured from the environment (and `KSC_CONFIG`).
     pub fn from_env() -> Result<Client> {
         Ok(Client::new(Config::from_env()?))
-    }
-
-    /// A process-wide client from the environment, created on first call (logging is
-    /// initialised from the same config). Later calls return the same client. A configuration
-    /// error is returned each time until the environment is fixed.
-    pub fn shared() -> Result<Arc<Client>> {
-        static SHARED: OnceLock<Mutex<Option<Arc<Client>>>> = OnceLock::new();
-        let cell = SHARED.get_or_init(|| Mutex::new(None));
-        let mut g = cell
-            .lock()
-            .map_err(|_| Error::internal("shared client lock poisoned"))?;
-        if let Some(c) = g.as_ref() {
-            return Ok(c.clone());
-        }
-        let config = Config::from_env()?;
-        crate::logging::init(&config);
-        let c = Arc::new(Client::new(config));
-        *g = Some(c.clone());
-        Ok(c)
     }
 
     /// The configuration this client uses.
@@ -162,17 +143,7 @@ impl Client {
 
     /// One key of the catalog; `NotFound` names the known keys.
     pub fn key(&self, keyid: &str) -> Result<KeyEntry> {
-        let keys = self.keys()?;
-        if let Some(k) = keys.iter().find(|k| k.keyid == keyid) {
-            return Ok(k.clone());
-        }
-        let known: Vec<&str> = keys.iter().map(|k| k.keyid.as_str()).collect();
-        Err(Error::new(
-            ErrorKind::NotFound,
-            format!("the server has no such key (it has: {})", known.join(", ")),
-        )
-        .with_key(keyid)
-        .with_remedy("use one of the listed key ids (ksc keys)"))
+        crate::signer::find_key(&self.keys()?, keyid)
     }
 
     /// Signs under the configured operation (`KSC_OPERATION_ID`), with a fresh requestid, safe

@@ -43,6 +43,7 @@ pub mod keys;
 pub mod logging;
 pub mod operation;
 pub mod sign;
+pub mod signer;
 pub mod token;
 pub mod verify;
 
@@ -53,3 +54,4 @@ pub use hash::HashAlg;
 pub use keys::{EcCurve, KeyEntry, PublicKey};
 pub use operation::{OperationSpec, OperationState, OperationStatus};
 pub use sign::{EcdsaFormat, SignRequest};
+pub use signer::Signer;

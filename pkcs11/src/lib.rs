@@ -14,7 +14,6 @@
 //! The module never writes to stdout; reasons for failures go to the
 //! `ks_common` log (stderr by default).
 
-pub mod backend;
 pub mod error;
 pub mod fns;
 pub mod mechanism;

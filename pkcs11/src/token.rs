@@ -16,7 +16,7 @@ use ks_common::hash::{digest, HashAlg, Hasher};
 use ks_common::keys::KeyEntry;
 use ks_common::sign::SignRequest;
 
-use crate::backend::{Backend, BackendFactory};
+use ks_common::signer::Signer;
 use crate::error::{from_common, Result};
 use crate::mechanism::{digest_hash, SignMechanism};
 use crate::object::ObjectStore;
@@ -164,6 +164,15 @@ impl Session {
     }
 }
 
+/// Creates the signer on first need (never in `C_Initialize`).
+pub type SignerFactory = Arc<dyn Fn() -> ks_common::Result<Arc<dyn Signer>> + Send + Sync>;
+
+/// The production factory: [`ks_common::signer::connect`] with no overrides (configuration
+/// from the environment and `KSC_CONFIG`).
+pub fn client_factory() -> SignerFactory {
+    Arc::new(|| ks_common::signer::connect(&ks_common::Settings::new()))
+}
+
 /// What `C_Sign`/`C_SignFinal` go on with: the operation, taken out of the session, or
 /// only the signature size (the caller's buffer is absent or too small; the operation stays).
 enum SignTurn {
@@ -176,8 +185,8 @@ enum SignTurn {
 /// The token (and library) state between `C_Initialize` and `C_Finalize`.
 pub struct Token {
     pid: u32,
-    factory: BackendFactory,
-    backend: Mutex<Option<Arc<dyn Backend>>>,
+    factory: SignerFactory,
+    backend: Mutex<Option<Arc<dyn Signer>>>,
     objects: Mutex<Option<Arc<ObjectStore>>>,
     sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
     next_session: AtomicU64,
@@ -194,7 +203,7 @@ impl std::fmt::Debug for Token {
 
 impl Token {
     /// A fresh token; nothing touches the network until a key is needed.
-    pub fn new(factory: BackendFactory) -> Token {
+    pub fn new(factory: SignerFactory) -> Token {
         Token {
             pid: std::process::id(),
             factory,
@@ -212,7 +221,7 @@ impl Token {
     }
 
     /// The backend, created on first use.
-    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+    pub fn backend(&self) -> Result<Arc<dyn Signer>> {
         let mut slot = lock(&self.backend);
         if let Some(b) = slot.as_ref() {
             return Ok(Arc::clone(b));
@@ -683,42 +692,13 @@ mod tests {
     use super::*;
     use crate::object::tests::{ec_key, rsa_key};
     use ks_common::error::Error;
-    use std::sync::atomic::AtomicUsize;
+    use ks_common::signer::fake::FakeSigner;
 
-    /// A backend that counts calls and answers a fixed signature of the right size.
-    struct Fake {
-        keys: Arc<Vec<KeyEntry>>,
-        key_calls: AtomicUsize,
-        sign_calls: AtomicUsize,
-        last: Mutex<Option<SignRequest>>,
-    }
-
-    impl Backend for Fake {
-        fn keys(&self) -> ks_common::Result<Arc<Vec<KeyEntry>>> {
-            self.key_calls.fetch_add(1, Ordering::SeqCst);
-            Ok(Arc::clone(&self.keys))
-        }
-        fn sign(&self, keyid: &str, request: &SignRequest) -> ks_common::Result<Vec<u8>> {
-            self.sign_calls.fetch_add(1, Ordering::SeqCst);
-            *lock(&self.last) = Some(request.clone());
-            let len = self.keys.iter().find(|k| k.keyid == keyid).map_or(0, |k| {
-                k.public_key
-                    .max_signature_len(ks_common::sign::EcdsaFormat::P1363)
-            });
-            Ok(vec![0x5a; len])
-        }
-    }
-
-    fn token() -> (Token, Arc<Fake>) {
-        let fake = Arc::new(Fake {
-            keys: Arc::new(vec![rsa_key("key1"), ec_key("key2")]),
-            key_calls: AtomicUsize::new(0),
-            sign_calls: AtomicUsize::new(0),
-            last: Mutex::new(None),
-        });
+    fn token() -> (Token, Arc<FakeSigner>) {
+        let fake = Arc::new(FakeSigner::new(vec![rsa_key("key1"), ec_key("key2")]));
         let backend = Arc::clone(&fake);
-        let factory: BackendFactory =
-            Arc::new(move || Ok(Arc::clone(&backend) as Arc<dyn Backend>));
+        let factory: SignerFactory =
+            Arc::new(move || Ok(Arc::clone(&backend) as Arc<dyn Signer>));
         (Token::new(factory), fake)
     }
 
@@ -730,14 +710,14 @@ mod tests {
             .expect("init");
         assert_eq!(t.sign(s, b"data", None), Ok(Output::Size(256)));
         assert_eq!(t.sign(s, b"data", Some(10)), Ok(Output::Size(256)));
-        assert_eq!(fake.sign_calls.load(Ordering::SeqCst), 0);
+        assert_eq!(fake.sign_calls(), 0);
         assert_eq!(
             t.sign(s, b"data", Some(256)),
             Ok(Output::Done(vec![0x5a; 256]))
         );
-        assert_eq!(fake.sign_calls.load(Ordering::SeqCst), 1);
+        assert_eq!(fake.sign_calls(), 1);
         assert_eq!(
-            *lock(&fake.last),
+            fake.last(),
             Some(SignRequest::RsaPkcs1 {
                 hash: HashAlg::Sha256,
                 digest: digest(HashAlg::Sha256, b"data")
@@ -748,7 +728,7 @@ mod tests {
             t.sign(s, b"data", Some(256)),
             Err(CKR_OPERATION_NOT_INITIALIZED)
         );
-        assert_eq!(fake.key_calls.load(Ordering::SeqCst), 1);
+        assert_eq!(fake.key_calls(), 1);
     }
 
     #[test]
@@ -763,7 +743,7 @@ mod tests {
         assert_eq!(t.sign_final(s, None), Ok(Output::Size(64)));
         assert_eq!(t.sign_final(s, Some(64)), Ok(Output::Done(vec![0x5a; 64])));
         assert_eq!(
-            *lock(&fake.last),
+            fake.last(),
             Some(SignRequest::Ecdsa {
                 digest: digest(HashAlg::Sha384, b"hello world"),
                 format: ks_common::sign::EcdsaFormat::P1363
@@ -853,7 +833,7 @@ mod tests {
             t.verify_init(s, sha256, 1),
             Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
         );
-        assert_eq!(fake.sign_calls.load(Ordering::SeqCst), 0);
+        assert_eq!(fake.sign_calls(), 0);
     }
 
     #[test]
@@ -914,7 +894,7 @@ mod tests {
 
     #[test]
     fn backend_errors_map_to_codes() {
-        let factory: BackendFactory = Arc::new(|| {
+        let factory: SignerFactory = Arc::new(|| {
             Err(Error::new(
                 ks_common::error::ErrorKind::Config,
                 "KSC_API_SERVER is not set",

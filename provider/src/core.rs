@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_int, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use ks_common::{Client, Config, Error, ErrorKind, Settings};
+use ks_common::{Error, ErrorKind, Settings, Signer};
 
 use crate::ffi::{
     OSSL_FUNC_core_get_params_fn, OSSL_FUNC_core_new_error_fn, OSSL_FUNC_core_set_error_debug_fn,
@@ -159,7 +159,7 @@ pub struct ProvCtx {
     handle: *const OSSL_CORE_HANDLE,
     errors: ErrorFns,
     settings: Settings,
-    client: Mutex<Option<Arc<Client>>>,
+    signer: Mutex<Option<Arc<dyn Signer>>>,
 }
 
 // SAFETY: `handle` is an opaque token the core keeps valid for the provider's
@@ -242,7 +242,7 @@ impl ProvCtx {
             handle,
             errors,
             settings,
-            client: Mutex::new(None),
+            signer: Mutex::new(None),
         }
     }
 
@@ -257,8 +257,18 @@ impl ProvCtx {
                 vset: None,
             },
             settings,
-            client: Mutex::new(None),
+            signer: Mutex::new(None),
         }
+    }
+
+    /// A context with no core behind it that signs through `signer` (unit tests).
+    #[cfg(test)]
+    pub fn detached_with(signer: Arc<dyn Signer>) -> ProvCtx {
+        let ctx = ProvCtx::detached(Settings::new());
+        if let Ok(mut slot) = ctx.signer.lock() {
+            *slot = Some(signer);
+        }
+        ctx
     }
 
     /// The settings taken from openssl.cnf.
@@ -266,19 +276,18 @@ impl ProvCtx {
         &self.settings
     }
 
-    /// The KeyServer client, created on first use (never in provider init).
-    pub fn client(&self) -> PResult<Arc<Client>> {
-        let mut slot = self.client.lock().map_err(|_| {
-            ProvError::new(Reason::Kind(ErrorKind::Internal), "keyserver provider state is poisoned")
+    /// The KeyServer signer, created on first use (never in provider init) by
+    /// [`ks_common::signer::connect`] with the openssl.cnf settings.
+    pub fn signer(&self) -> PResult<Arc<dyn Signer>> {
+        let mut slot = self.signer.lock().map_err(|_| {
+            ProvError::new(ErrorKind::Internal, "keyserver provider state is poisoned")
         })?;
         if let Some(c) = slot.as_ref() {
             return Ok(Arc::clone(c));
         }
-        let config = Config::load(&self.settings)?;
-        ks_common::logging::init(&config);
-        let client = Arc::new(Client::new(config));
-        *slot = Some(Arc::clone(&client));
-        Ok(client)
+        let signer = ks_common::signer::connect(&self.settings)?;
+        *slot = Some(Arc::clone(&signer));
+        Ok(signer)
     }
 
     /// Puts `err` on OpenSSL's error stack, naming the provider function.

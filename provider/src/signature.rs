@@ -334,8 +334,8 @@ impl SigCtx {
             )
         })?;
         let request = self.requests(digest, false)?.remove(0);
-        let client = remote.prov.client()?;
-        let signature = client.sign(&remote.entry.keyid, &request)?;
+        let signer = remote.prov.signer()?;
+        let signature = signer.sign(&remote.entry.keyid, &request)?;
         if signature.len() > sigsize {
             return Err(ProvError::new(
                 Reason::BufferTooSmall,
@@ -821,6 +821,60 @@ mod tests {
             n: vec![0xc5; 256],
             e: vec![1, 0, 1],
         }
+    }
+
+    /// A `ks:` key reference whose provider signs through the fake signer the pkcs11 tests use,
+    /// with this key in its catalog.
+    fn remote_ctx(public: PublicKey) -> (SigCtx, Arc<ks_common::signer::fake::FakeSigner>) {
+        let entry = ks_common::KeyEntry {
+            keyid: "key1".into(),
+            keyinfo: String::new(),
+            certificate_der: Vec::new(),
+            spki_der: Vec::new(),
+            public_key: public.clone(),
+            subject_der: Vec::new(),
+            issuer_der: Vec::new(),
+            serial_der: Vec::new(),
+            not_before: std::time::SystemTime::UNIX_EPOCH,
+            not_after: std::time::SystemTime::UNIX_EPOCH,
+            approvers: None,
+            algorithm: None,
+        };
+        let signer = Arc::new(ks_common::signer::fake::FakeSigner::new(vec![entry.clone()]));
+        let prov = Arc::new(ProvCtx::detached_with(Arc::clone(&signer) as _));
+        let mut c = ctx(public);
+        c.prov = Arc::clone(&prov);
+        if let Some(k) = c.key.as_mut() {
+            k.remote = Some(Arc::new(crate::key::Remote {
+                prov,
+                entry: Arc::new(entry),
+            }));
+        }
+        (c, signer)
+    }
+
+    #[test]
+    fn signs_through_the_shared_fake_signer() {
+        let (mut c, fake) = remote_ctx(rsa2048());
+        c.pad = Pad::Pss;
+        let mut sig = vec![0u8; 256];
+        let mut len = 0usize;
+        // SAFETY: `sig` is writable for its length and `len` is a local.
+        unsafe { c.sign_digest(sig.as_mut_ptr(), &mut len, sig.len(), &[3; 32]) }
+            .expect("signed through the fake");
+        assert_eq!((len, fake.sign_calls()), (256, 1));
+        assert_eq!(
+            fake.last(),
+            Some(SignRequest::RsaPss {
+                hash: HashAlg::Sha256,
+                salt_len: 32,
+                digest: vec![3; 32]
+            })
+        );
+        // A size query signs nothing.
+        // SAFETY: null output asks for the size; `len` is a local.
+        unsafe { c.sign_digest(ptr::null_mut(), &mut len, 0, &[3; 32]) }.expect("size");
+        assert_eq!((len, fake.sign_calls()), (256, 1));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 
 use super::{token, STATE};
-use crate::backend::client_factory;
+use crate::token::client_factory;
 use crate::error::Result;
 use crate::ffi::{crate_version, guard, out, padded};
 use crate::token::Token;
