@@ -15,13 +15,10 @@ use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_ID_TOKEN};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
 use crate::http::{join_url, Http, Request, Response, RetryPolicy};
-use crate::keys::{KeyEntry, PublicKey};
+use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
-use crate::sign::{
-    ecdsa_der_to_p1363, ecdsa_p1363_to_der, pad_description, EcdsaFormat, SignRequest,
-};
+use crate::sign::{pad_description, SignRequest};
 use crate::token::{jwt_expiry, TokenSource};
-use crate::verify::verify;
 
 /// First poll interval while waiting for approval; grows by half each poll.
 const POLL_START: Duration = Duration::from_millis(500);
@@ -143,7 +140,7 @@ impl Client {
 
     /// One key of the catalog; `NotFound` names the known keys.
     pub fn key(&self, keyid: &str) -> Result<KeyEntry> {
-        crate::signer::find_key(&self.keys()?, keyid)
+        crate::catalog::find_key(&self.keys()?, keyid)
     }
 
     /// Signs under the configured operation (`KSC_OPERATION_ID`), with a fresh requestid, safe
@@ -240,36 +237,9 @@ impl Client {
             .get("result")
             .and_then(|r| r.as_str())
             .ok_or_else(|| Error::bad_response("the sign reply has no \"result\""))?;
-        let mut sig = hex::decode(result.trim())
+        let sig = hex::decode(result.trim())
             .map_err(|_| Error::bad_response("the sign reply's \"result\" is not hex"))?;
-        let checked = match (&entry.public_key, request) {
-            (PublicKey::Rsa { n, .. }, _) => {
-                // A server may drop leading zero bytes of the integer; restore the k-byte form.
-                if sig.len() < n.len() && !sig.is_empty() {
-                    let mut padded = vec![0u8; n.len() - sig.len()];
-                    padded.extend_from_slice(&sig);
-                    sig = padded;
-                }
-                verify(&entry.public_key, request, &sig).map(|_| sig)
-            }
-            (PublicKey::Ec { curve, .. }, SignRequest::Ecdsa { digest, format }) => {
-                // We asked for r||s; accept DER too rather than fail on a server quirk.
-                if sig.len() != 2 * curve.field_len() {
-                    if let Ok(rs) = ecdsa_der_to_p1363(*curve, &sig) {
-                        sig = rs;
-                    }
-                }
-                let as_p1363 = SignRequest::Ecdsa {
-                    digest: digest.clone(),
-                    format: EcdsaFormat::P1363,
-                };
-                verify(&entry.public_key, &as_p1363, &sig).and_then(|_| match format {
-                    EcdsaFormat::P1363 => Ok(sig),
-                    EcdsaFormat::Der => ecdsa_p1363_to_der(*curve, &sig),
-                })
-            }
-            (PublicKey::Ec { .. }, _) => Err(Error::internal("validated request does not fit key")),
-        };
+        let checked = crate::intent::decode_signature(&entry.public_key, request, sig);
         checked.map_err(|e| {
             if e.kind() == ErrorKind::VerificationFailed {
                 log::error!(

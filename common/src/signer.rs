@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::client::Client;
 use crate::config::{Config, Settings};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::keys::KeyEntry;
 use crate::sign::SignRequest;
 
@@ -21,22 +21,8 @@ pub trait Signer: Send + Sync {
 
     /// One key of the catalog, or a NotFound error listing the keys there are.
     fn key(&self, keyid: &str) -> Result<KeyEntry> {
-        find_key(&self.keys()?, keyid)
+        crate::catalog::find_key(&self.keys()?, keyid)
     }
-}
-
-/// `keyid` in `keys`, or the NotFound error that names the keys there are.
-pub fn find_key(keys: &[KeyEntry], keyid: &str) -> Result<KeyEntry> {
-    if let Some(k) = keys.iter().find(|k| k.keyid == keyid) {
-        return Ok(k.clone());
-    }
-    let known: Vec<&str> = keys.iter().map(|k| k.keyid.as_str()).collect();
-    Err(Error::new(
-        ErrorKind::NotFound,
-        format!("the server has no such key (it has: {})", known.join(", ")),
-    )
-    .with_key(keyid)
-    .with_remedy("use one of the listed key ids (ksc keys)"))
 }
 
 impl Signer for Client {

@@ -209,18 +209,10 @@ impl SignMechanism {
                 SignMechanism::RsaPssRaw { hash, salt_len }
                 | SignMechanism::RsaPss { hash, salt_len },
                 PublicKey::Rsa { .. },
-            ) => {
-                let em_len = (key.bits() as usize - 1).div_ceil(8);
-                if hash.output_len() + salt_len + 2 > em_len {
-                    log::warn!(
-                        "libpkcs11ks: RSA-PSS salt length {salt_len} is too long for a {}-bit key with {}",
-                        key.bits(),
-                        hash.name()
-                    );
-                    return Err(CKR_MECHANISM_PARAM_INVALID);
-                }
-                Ok(())
-            }
+            ) => ks_common::intent::check_pss_salt(key, *hash, *salt_len).map_err(|e| {
+                log::warn!("libpkcs11ks: RSA-{}", e.message());
+                CKR_MECHANISM_PARAM_INVALID
+            }),
             (SignMechanism::RsaPkcsRaw | SignMechanism::RsaPkcs(_), PublicKey::Rsa { .. }) => {
                 Ok(())
             }
@@ -260,13 +252,8 @@ impl SignMechanism {
                 })
             }
             SignMechanism::RsaPssRaw { hash, salt_len } => {
-                if input.len() != hash.output_len() {
-                    log::warn!(
-                        "libpkcs11ks: CKM_RSA_PKCS_PSS input must be a {} hash ({} bytes), got {} bytes",
-                        hash.name(),
-                        hash.output_len(),
-                        input.len()
-                    );
+                if let Err(e) = ks_common::hash::check_digest_len(*hash, input) {
+                    log::warn!("libpkcs11ks: CKM_RSA_PKCS_PSS input: {}", e.message());
                     return Err(CKR_DATA_LEN_RANGE);
                 }
                 Ok(SignRequest::RsaPss {

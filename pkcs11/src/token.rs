@@ -1,5 +1,5 @@
 //! The token core: sessions, login state, objects and operations, in Rust
-//! terms. The `C_*` functions in [`crate::fns`] translate pointers to calls on
+//! terms. The `C_*` functions (module `fns`, above this one) translate pointers to calls on
 //! a [`Token`]; unit tests drive a `Token` directly with a fake backend.
 //!
 //! Locking: the session table and the lazily created backend/object store sit

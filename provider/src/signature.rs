@@ -6,8 +6,9 @@ use std::ffi::{c_char, c_int, c_uchar, c_void, CStr};
 use std::ptr;
 use std::sync::Arc;
 
-use ks_common::hash::{self, Hasher};
-use ks_common::{EcdsaFormat, ErrorKind, HashAlg, PublicKey, SignRequest};
+use ks_common::hash::Hasher;
+use ks_common::intent::{self, Padding, Salt, SignIntent};
+use ks_common::{EcdsaFormat, Error, ErrorKind, HashAlg, PublicKey, SignRequest};
 
 use crate::algid;
 use crate::core::{guard, report, PResult, ProvCtx, ProvError, Reason};
@@ -32,14 +33,6 @@ enum Pad {
     Pss,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Salt {
-    Digest,
-    Max,
-    Auto,
-    AutoDigestMax,
-    Len(usize),
-}
 
 /// One signature operation (`void *ctx` for OpenSSL).
 #[derive(Clone)]
@@ -61,6 +54,12 @@ fn hash_from_name(name: &str) -> PResult<HashAlg> {
             format!("digest {name} is not supported by KeyServer signing; use SHA-256, SHA-384 or SHA-512"),
         )
     })
+}
+
+/// An intent check's error as the provider reports it: its kind, and its message without the
+/// general remedy (the message already says what to change).
+fn intent_error(e: Error) -> ProvError {
+    ProvError::new(e.kind(), e.message())
 }
 
 impl SigCtx {
@@ -198,105 +197,30 @@ impl SigCtx {
         self.hash.unwrap_or(HashAlg::Sha256)
     }
 
-    fn pss_salt(&self, hash: HashAlg, key_bits: u32, verifying_auto: bool) -> PResult<Vec<usize>> {
-        let em_len = (key_bits as usize).saturating_sub(1).div_ceil(8);
-        let max = em_len.checked_sub(hash.output_len() + 2).ok_or_else(|| {
-            ProvError::new(
-                ErrorKind::InvalidInput,
-                "RSA key too small for PSS with this digest",
-            )
-        })?;
-        let v = match self.salt {
-            Salt::Digest | Salt::AutoDigestMax => vec![hash.output_len().min(max)],
-            Salt::Max => vec![max],
-            Salt::Auto if verifying_auto => vec![hash.output_len(), max],
-            Salt::Auto => vec![max],
-            Salt::Len(n) if n <= max => vec![n],
-            Salt::Len(n) => {
-                return Err(ProvError::new(
-                    ErrorKind::InvalidInput,
-                    format!("PSS salt length {n} is too long for this key (at most {max})"),
-                ))
-            }
-        };
-        Ok(v)
+    /// The caller's words (digest, padding, salt, MGF1) as a signing intent; every check is
+    /// in [`ks_common::intent`].
+    fn intent<'a>(&self, digest: &'a [u8]) -> SignIntent<'a> {
+        SignIntent {
+            hash: self.hash,
+            input: digest,
+            padding: match self.pad {
+                Pad::Pkcs1 => Padding::Pkcs1,
+                Pad::Pss => Padding::Pss {
+                    salt: self.salt,
+                    mgf1: self.mgf1,
+                },
+            },
+            format: EcdsaFormat::Der,
+        }
     }
 
     /// The sign requests (more than one only when verifying with an unknown
     /// PSS salt length) for a digest.
     fn requests(&self, digest: &[u8], verifying: bool) -> PResult<Vec<SignRequest>> {
         let public = self.public()?;
-        let is_pkcs1 = matches!(public, PublicKey::Rsa { .. }) && self.pad == Pad::Pkcs1;
-        let digest_info = || {
-            (is_pkcs1 && hash::parse_digest_info(digest).is_ok()).then(|| {
-                vec![SignRequest::RsaPkcs1DigestInfo {
-                    digest_info: digest.to_vec(),
-                }]
-            })
-        };
-        let hash = match self.hash {
-            Some(h) if digest.len() == h.output_len() => h,
-            Some(h) => {
-                return digest_info().ok_or_else(|| {
-                    ProvError::new(
-                        ErrorKind::InvalidInput,
-                        format!(
-                            "the input has {} bytes but a {} digest has {}",
-                            digest.len(),
-                            h.name(),
-                            h.output_len()
-                        ),
-                    )
-                })
-            }
-            None => match HashAlg::from_output_len(digest.len()) {
-                Some(h) => h,
-                None => {
-                    return digest_info().ok_or_else(|| {
-                        ProvError::new(
-                            ErrorKind::InvalidInput,
-                            format!(
-                                "a {}-byte input is not a SHA-256/384/512 digest; KeyServer signs digests only",
-                                digest.len()
-                            ),
-                        )
-                    })
-                }
-            },
-        };
-        let digest = digest.to_vec();
-        match public {
-            PublicKey::Ec { .. } => Ok(vec![SignRequest::Ecdsa {
-                digest,
-                format: EcdsaFormat::Der,
-            }]),
-            PublicKey::Rsa { .. } if self.pad == Pad::Pkcs1 => {
-                Ok(vec![SignRequest::RsaPkcs1 { hash, digest }])
-            }
-            PublicKey::Rsa { .. } => {
-                if let Some(m) = self.mgf1 {
-                    if m != hash {
-                        return Err(ProvError::new(
-                            ErrorKind::Unsupported,
-                            format!(
-                                "KeyServer PSS uses MGF1 with the signing digest ({}); MGF1 with {} is not supported",
-                                hash.name(),
-                                m.name()
-                            ),
-                        ));
-                    }
-                }
-                let salts = self.pss_salt(hash, public.bits(), verifying)?;
-                Ok(salts
-                    .into_iter()
-                    .map(|salt_len| SignRequest::RsaPss {
-                        hash,
-                        salt_len,
-                        digest: digest.clone(),
-                    })
-                    .collect())
-            }
-        }
+        self.intent(digest)
+            .requests(public, verifying)
+            .map_err(intent_error)
     }
 
     fn max_size(&self) -> PResult<usize> {
@@ -369,7 +293,8 @@ impl SigCtx {
             PublicKey::Ec { .. } => algid::ecdsa(h),
             PublicKey::Rsa { .. } if self.pad == Pad::Pkcs1 => algid::rsa_pkcs1(h),
             PublicKey::Rsa { .. } => {
-                let salt = self.pss_salt(h, self.public()?.bits(), false)?[0];
+                let salt = intent::pss_salts(self.salt, h, self.public()?.bits(), false)
+                    .map_err(intent_error)?[0];
                 algid::rsa_pss(h, salt)
             }
         })
@@ -888,7 +813,7 @@ mod tests {
                 digest: vec![7; 48]
             }]
         );
-        let di = hash::digest_info(HashAlg::Sha256, &[1; 32]).expect("digest info");
+        let di = ks_common::hash::digest_info(HashAlg::Sha256, &[1; 32]).expect("digest info");
         let r = c.requests(&di, false).expect("a DigestInfo");
         assert_eq!(r, vec![SignRequest::RsaPkcs1DigestInfo { digest_info: di }]);
         let e = c.requests(&[0; 20], false).expect_err("SHA-1 sized");
