@@ -356,7 +356,12 @@ mod tests {
         // The DER encoder agrees with every hand-written prefix of the table.
         for f in HASHES {
             let di = digest_info(f.alg, &vec![1u8; f.output_len]).unwrap();
-            assert_eq!(&di[..f.digest_info_prefix.len()], f.digest_info_prefix, "{}", f.name);
+            assert_eq!(
+                &di[..f.digest_info_prefix.len()],
+                f.digest_info_prefix,
+                "{}",
+                f.name
+            );
             assert_eq!(di.len(), f.digest_info_prefix.len() + f.output_len);
             assert_eq!(digest(f.alg, b"").len(), f.output_len);
             assert_eq!(HashAlg::from_name_or_oid(f.oid), Some(f.alg));

@@ -147,8 +147,7 @@ impl SignIntent<'_> {
     /// unknown PSS salt length ([`Salt::Auto`]).
     pub fn requests(&self, key: &PublicKey, verifying: bool) -> Result<Vec<SignRequest>> {
         let input = self.input;
-        let is_pkcs1 =
-            matches!(key, PublicKey::Rsa { .. }) && self.padding == Padding::Pkcs1;
+        let is_pkcs1 = matches!(key, PublicKey::Rsa { .. }) && self.padding == Padding::Pkcs1;
         let digest_info = || {
             (is_pkcs1 && hash::parse_digest_info(input).is_ok()).then(|| {
                 vec![SignRequest::RsaPkcs1DigestInfo {
@@ -219,7 +218,11 @@ impl SignIntent<'_> {
 /// signature short of leading zero bytes is restored to the modulus length; an EC signature
 /// (asked for as `r || s`, accepted as DER too) is verified and converted to the requested
 /// format. Nothing is returned that does not verify.
-pub fn decode_signature(key: &PublicKey, request: &SignRequest, mut sig: Vec<u8>) -> Result<Vec<u8>> {
+pub fn decode_signature(
+    key: &PublicKey,
+    request: &SignRequest,
+    mut sig: Vec<u8>,
+) -> Result<Vec<u8>> {
     match (key, request) {
         (PublicKey::Rsa { n, .. }, _) => {
             // A server may drop leading zero bytes of the integer; restore the k-byte form.
@@ -265,8 +268,14 @@ mod tests {
     fn pss_salt_rules() {
         let max = pss_max_salt(2048, HashAlg::Sha256).unwrap();
         assert_eq!(max, 256 - 32 - 2);
-        assert_eq!(pss_salts(Salt::Digest, HashAlg::Sha256, 2048, false).unwrap(), vec![32]);
-        assert_eq!(pss_salts(Salt::Auto, HashAlg::Sha256, 2048, true).unwrap(), vec![32, max]);
+        assert_eq!(
+            pss_salts(Salt::Digest, HashAlg::Sha256, 2048, false).unwrap(),
+            vec![32]
+        );
+        assert_eq!(
+            pss_salts(Salt::Auto, HashAlg::Sha256, 2048, true).unwrap(),
+            vec![32, max]
+        );
         assert!(pss_salts(Salt::Len(max + 1), HashAlg::Sha256, 2048, false).is_err());
         assert!(check_pss_salt(&rsa2048(), HashAlg::Sha256, max).is_ok());
         assert!(check_pss_salt(&rsa2048(), HashAlg::Sha256, max + 1).is_err());

@@ -207,13 +207,10 @@ mod tests {
         .unwrap();
         assert_eq!(f["inputpadding"], "digestinfo");
         assert_eq!(f["signatureformat"], "asn1");
-        assert!(f["inputdata"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!(
-                "{}0101",
-                hex::encode(HashAlg::Sha256.facts().digest_info_prefix)
-            )));
+        assert!(f["inputdata"].as_str().unwrap().starts_with(&format!(
+            "{}0101",
+            hex::encode(HashAlg::Sha256.facts().digest_info_prefix)
+        )));
         let f = SignRequest::RsaPss {
             hash: HashAlg::Sha384,
             salt_len: 48,

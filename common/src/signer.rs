@@ -106,9 +106,11 @@ pub mod fake {
             if let Ok(mut g) = self.last.lock() {
                 *g = Some(request.clone());
             }
-            let len = self.keys.iter().find(|k| k.keyid == keyid).map_or(0, |k| {
-                k.public_key.max_signature_len(EcdsaFormat::P1363)
-            });
+            let len = self
+                .keys
+                .iter()
+                .find(|k| k.keyid == keyid)
+                .map_or(0, |k| k.public_key.max_signature_len(EcdsaFormat::P1363));
             Ok(vec![0x5a; len])
         }
     }

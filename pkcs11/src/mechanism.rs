@@ -337,15 +337,48 @@ mod tests {
     #[test]
     fn hash_table_matches_cryptoki() {
         let expected = [
-            (HashAlg::Sha256, CKM_SHA256, CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_ECDSA_SHA256, CKG_MGF1_SHA256),
-            (HashAlg::Sha384, CKM_SHA384, CKM_SHA384_RSA_PKCS, CKM_SHA384_RSA_PKCS_PSS, CKM_ECDSA_SHA384, CKG_MGF1_SHA384),
-            (HashAlg::Sha512, CKM_SHA512, CKM_SHA512_RSA_PKCS, CKM_SHA512_RSA_PKCS_PSS, CKM_ECDSA_SHA512, CKG_MGF1_SHA512),
+            (
+                HashAlg::Sha256,
+                CKM_SHA256,
+                CKM_SHA256_RSA_PKCS,
+                CKM_SHA256_RSA_PKCS_PSS,
+                CKM_ECDSA_SHA256,
+                CKG_MGF1_SHA256,
+            ),
+            (
+                HashAlg::Sha384,
+                CKM_SHA384,
+                CKM_SHA384_RSA_PKCS,
+                CKM_SHA384_RSA_PKCS_PSS,
+                CKM_ECDSA_SHA384,
+                CKG_MGF1_SHA384,
+            ),
+            (
+                HashAlg::Sha512,
+                CKM_SHA512,
+                CKM_SHA512_RSA_PKCS,
+                CKM_SHA512_RSA_PKCS_PSS,
+                CKM_ECDSA_SHA512,
+                CKG_MGF1_SHA512,
+            ),
         ];
         for (h, digest, pkcs, pss, ecdsa, mgf) in expected {
             let f = h.facts();
             assert_eq!(
-                (f.ckm_digest, f.ckm_rsa_pkcs, f.ckm_rsa_pss, f.ckm_ecdsa, f.ckg_mgf1),
-                (digest as u64, pkcs as u64, pss as u64, ecdsa as u64, mgf as u64),
+                (
+                    f.ckm_digest,
+                    f.ckm_rsa_pkcs,
+                    f.ckm_rsa_pss,
+                    f.ckm_ecdsa,
+                    f.ckg_mgf1
+                ),
+                (
+                    digest as u64,
+                    pkcs as u64,
+                    pss as u64,
+                    ecdsa as u64,
+                    mgf as u64
+                ),
                 "{h}"
             );
         }

@@ -78,18 +78,39 @@ impl Reason {
 
 /// (reason, text) pairs for `OSSL_FUNC_PROVIDER_GET_REASON_STRINGS`.
 pub const REASON_STRINGS: &[(Reason, &[u8])] = &[
-    (Reason::Kind(ErrorKind::Config), b"keyserver configuration error\0"),
+    (
+        Reason::Kind(ErrorKind::Config),
+        b"keyserver configuration error\0",
+    ),
     (Reason::Kind(ErrorKind::Network), b"KeyServer unreachable\0"),
-    (Reason::Kind(ErrorKind::Auth), b"KeyServer authentication failed\0"),
-    (Reason::Kind(ErrorKind::Forbidden), b"not allowed by KeyServer\0"),
-    (Reason::Kind(ErrorKind::NotFound), b"not found on KeyServer\0"),
-    (Reason::Kind(ErrorKind::Pending), b"operation pending approval\0"),
+    (
+        Reason::Kind(ErrorKind::Auth),
+        b"KeyServer authentication failed\0",
+    ),
+    (
+        Reason::Kind(ErrorKind::Forbidden),
+        b"not allowed by KeyServer\0",
+    ),
+    (
+        Reason::Kind(ErrorKind::NotFound),
+        b"not found on KeyServer\0",
+    ),
+    (
+        Reason::Kind(ErrorKind::Pending),
+        b"operation pending approval\0",
+    ),
     (Reason::Kind(ErrorKind::Rejected), b"operation rejected\0"),
     (Reason::Kind(ErrorKind::Expired), b"expired\0"),
     (Reason::Kind(ErrorKind::Exhausted), b"key usage exhausted\0"),
-    (Reason::Kind(ErrorKind::RateLimited), b"rate limited by KeyServer\0"),
+    (
+        Reason::Kind(ErrorKind::RateLimited),
+        b"rate limited by KeyServer\0",
+    ),
     (Reason::Kind(ErrorKind::InvalidInput), b"invalid input\0"),
-    (Reason::Kind(ErrorKind::BadResponse), b"bad response from KeyServer\0"),
+    (
+        Reason::Kind(ErrorKind::BadResponse),
+        b"bad response from KeyServer\0",
+    ),
     (
         Reason::Kind(ErrorKind::VerificationFailed),
         b"signature verification failed\0",

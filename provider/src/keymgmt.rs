@@ -84,7 +84,10 @@ unsafe extern "C" fn km_load<K: Kind>(reference: *const c_void, size: usize) -> 
         // SAFETY: OpenSSL passes the reference bytes our store produced,
         // during the store's object callback.
         match unsafe { KeyRef::load(reference, size) } {
-            Some(k) if k.kind == kind_of::<K>() || (K::KIND == KeyKind::RsaPss && k.kind == KeyKind::Rsa) => {
+            Some(k)
+                if k.kind == kind_of::<K>()
+                    || (K::KIND == KeyKind::RsaPss && k.kind == KeyKind::Rsa) =>
+            {
                 into_raw(KeyData {
                     kind: kind_of::<K>(),
                     ..k
@@ -454,9 +457,6 @@ keymgmt_table!(EC_KEYMGMT, EcKeys);
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::SystemTime;
-
-    use ks_common::KeyEntry;
 
     use super::*;
     use crate::core::ProvCtx;
@@ -472,20 +472,7 @@ mod tests {
     }
 
     fn reference(public: PublicKey) -> KeyData {
-        let entry = KeyEntry {
-            keyid: "key2".into(),
-            keyinfo: String::new(),
-            certificate_der: Vec::new(),
-            spki_der: Vec::new(),
-            public_key: public.clone(),
-            subject_der: Vec::new(),
-            issuer_der: Vec::new(),
-            serial_der: Vec::new(),
-            not_before: SystemTime::UNIX_EPOCH,
-            not_after: SystemTime::UNIX_EPOCH,
-            approvers: None,
-            algorithm: None,
-        };
+        let entry = crate::key::test_entry("key2", public.clone());
         let remote = Arc::new(Remote {
             prov: Arc::new(ProvCtx::detached(Default::default())),
             entry: Arc::new(entry),

@@ -47,4 +47,3 @@ pub fn ksc_code(env: &[(String, String)], args: &[&str], code: i32) -> String {
     assert_eq!(out.status.code(), Some(code), "ksc {args:?}: {stderr}");
     stderr
 }
-

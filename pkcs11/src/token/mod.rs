@@ -6,6 +6,10 @@
 //! behind short-lived locks; every session has its own mutex. No lock is held
 //! while the backend talks to the network, so sessions on many threads sign
 //! in parallel.
+//!
+//! Files by job: this one holds the types and the token's lazily created signer and object
+//! store; `sessions` opens, closes and logs in; `objects` finds; `operations` signs, verifies
+//! and digests.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,10 +20,10 @@ use ks_common::hash::{digest, HashAlg, Hasher};
 use ks_common::keys::KeyEntry;
 use ks_common::sign::SignRequest;
 
-use ks_common::signer::Signer;
 use crate::error::{from_common, Result};
 use crate::mechanism::{digest_hash, SignMechanism};
 use crate::object::ObjectStore;
+use ks_common::signer::Signer;
 
 /// The one slot's ID.
 pub const SLOT_ID: CK_SLOT_ID = 1;
@@ -249,443 +253,11 @@ impl Token {
     }
 
     // ---- sessions -------------------------------------------------------
-
-    /// Opens a session (`rw` for `CKF_RW_SESSION`).
-    pub fn open_session(&self, rw: bool) -> Result<CK_SESSION_HANDLE> {
-        if !rw && *lock(&self.login) == Login::So {
-            return Err(CKR_SESSION_READ_WRITE_SO_EXISTS);
-        }
-        let handle = self.next_session.fetch_add(1, Ordering::Relaxed) as CK_SESSION_HANDLE;
-        let session = Session {
-            rw,
-            ..Session::default()
-        };
-        self.sessions_write()
-            .insert(handle, Arc::new(Mutex::new(session)));
-        Ok(handle)
-    }
-
-    fn sessions_write(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>> {
-        self.sessions.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn sessions_read(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>> {
-        self.sessions.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A session by handle.
-    pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>> {
-        self.sessions_read()
-            .get(&handle)
-            .cloned()
-            .ok_or(CKR_SESSION_HANDLE_INVALID)
-    }
-
-    /// Closes a session; closing the last one logs out.
-    pub fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
-        let mut sessions = self.sessions_write();
-        sessions.remove(&handle).ok_or(CKR_SESSION_HANDLE_INVALID)?;
-        if sessions.is_empty() {
-            *lock(&self.login) = Login::Public;
-        }
-        Ok(())
-    }
-
-    /// Closes every session and logs out.
-    pub fn close_all_sessions(&self) {
-        self.sessions_write().clear();
-        *lock(&self.login) = Login::Public;
-    }
-
-    /// (all sessions, read/write sessions)
-    pub fn session_counts(&self) -> (usize, usize) {
-        let sessions = self.sessions_read();
-        let rw = sessions.values().filter(|s| lock(s).rw).count();
-        (sessions.len(), rw)
-    }
-
-    /// `C_GetSessionInfo`: (state, flags).
-    pub fn session_info(&self, handle: CK_SESSION_HANDLE) -> Result<(CK_STATE, CK_FLAGS)> {
-        let session = self.session(handle)?;
-        let rw = lock(&session).rw;
-        let login = *lock(&self.login);
-        let state = match (login, rw) {
-            (Login::Public, false) => CKS_RO_PUBLIC_SESSION,
-            (Login::Public, true) => CKS_RW_PUBLIC_SESSION,
-            (Login::User, false) => CKS_RO_USER_FUNCTIONS,
-            (Login::User, true) => CKS_RW_USER_FUNCTIONS,
-            (Login::So, _) => CKS_RW_SO_FUNCTIONS,
-        };
-        let flags = CKF_SERIAL_SESSION | if rw { CKF_RW_SESSION } else { 0 };
-        Ok((state, flags))
-    }
-
-    /// `C_Login`. No login is required; any PIN is accepted (and never logged).
-    pub fn login(&self, handle: CK_SESSION_HANDLE, user: CK_USER_TYPE) -> Result<()> {
-        let session = self.session(handle)?;
-        let mut login = lock(&self.login);
-        match user {
-            CKU_USER => match *login {
-                Login::User => Err(CKR_USER_ALREADY_LOGGED_IN),
-                Login::So => Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
-                Login::Public => {
-                    *login = Login::User;
-                    Ok(())
-                }
-            },
-            CKU_SO => match *login {
-                Login::So => Err(CKR_USER_ALREADY_LOGGED_IN),
-                Login::User => Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
-                Login::Public => {
-                    let any_ro = self.sessions_read().values().any(|s| !lock(s).rw);
-                    if any_ro {
-                        return Err(CKR_SESSION_READ_ONLY_EXISTS);
-                    }
-                    *login = Login::So;
-                    Ok(())
-                }
-            },
-            CKU_CONTEXT_SPECIFIC => {
-                if lock(&session).sign.is_none() {
-                    return Err(CKR_OPERATION_NOT_INITIALIZED);
-                }
-                Ok(())
-            }
-            _ => Err(CKR_USER_TYPE_INVALID),
-        }
-    }
-
-    /// `C_Logout`.
-    pub fn logout(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
-        self.session(handle)?;
-        let mut login = lock(&self.login);
-        if *login == Login::Public {
-            return Err(CKR_USER_NOT_LOGGED_IN);
-        }
-        *login = Login::Public;
-        Ok(())
-    }
-
-    // ---- objects --------------------------------------------------------
-
-    /// `C_FindObjectsInit`.
-    pub fn find_init(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
-    ) -> Result<()> {
-        let session = self.session(handle)?;
-        if lock(&session).find.is_some() {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        let handles = self.objects()?.find(template);
-        let mut s = lock(&session);
-        if s.find.is_some() {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        s.find = Some(FindOp {
-            handles,
-            position: 0,
-        });
-        Ok(())
-    }
-
-    /// `C_FindObjects`: up to `max` further handles.
-    pub fn find_next(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        max: usize,
-    ) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let find = s.find.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        let end = find.handles.len().min(find.position.saturating_add(max));
-        let out = find.handles[find.position..end].to_vec();
-        find.position = end;
-        Ok(out)
-    }
-
-    /// `C_FindObjectsFinal`.
-    pub fn find_final(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
-        let session = self.session(handle)?;
-        let find = lock(&session).find.take();
-        find.map(|_| ()).ok_or(CKR_OPERATION_NOT_INITIALIZED)
-    }
-
-    /// Checks the session, then returns the object store (for attribute reads).
-    pub fn objects_for(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<ObjectStore>> {
-        self.session(handle)?;
-        self.objects()
-    }
-
-    // ---- signing and verification -----------------------------------------
-
-    fn key_op(
-        &self,
-        object: CK_OBJECT_HANDLE,
-        mechanism: SignMechanism,
-        class: CK_OBJECT_CLASS,
-    ) -> Result<KeyOp> {
-        let objects = self.objects()?;
-        let obj = objects.get(object).ok_or(CKR_KEY_HANDLE_INVALID)?;
-        if obj.class() == CKO_CERTIFICATE {
-            return Err(CKR_KEY_HANDLE_INVALID);
-        }
-        if obj.class() != class {
-            return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
-        }
-        mechanism.check_key(&obj.key().public_key)?;
-        Ok(KeyOp::new(Arc::clone(obj.key()), mechanism))
-    }
-
-    /// `C_SignInit` (`None` cancels an active signature, as PKCS#11 3.0 allows).
-    pub fn sign_init(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        mechanism: Option<SignMechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        self.key_op_init(KeyOpKind::Sign, handle, mechanism, key)
-    }
-
-    /// `C_SignInit`/`C_VerifyInit`: `None` cancels the active operation.
-    fn key_op_init(
-        &self,
-        kind: KeyOpKind,
-        handle: CK_SESSION_HANDLE,
-        mechanism: Option<SignMechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        let session = self.session(handle)?;
-        let Some(mechanism) = mechanism else {
-            *lock(&session).op_slot(kind) = None;
-            return Ok(());
-        };
-        // Checked before resolving the key (which may fetch the key list) and
-        // again under the lock, since another thread may have started one since.
-        if lock(&session).op_slot(kind).is_some() {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        let op = self.key_op(key, mechanism, kind.key_class())?;
-        let mut s = lock(&session);
-        let slot = s.op_slot(kind);
-        if slot.is_some() {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        *slot = Some(op);
-        Ok(())
-    }
-
-    /// `C_SignUpdate`/`C_VerifyUpdate`: a failed update ends the operation.
-    fn key_op_update(&self, kind: KeyOpKind, handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let slot = s.op_slot(kind);
-        let op = slot.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        let result = op.update(data);
-        if result.is_err() {
-            *slot = None;
-        }
-        result
-    }
-
-    /// Takes the active signature out of the session unless the caller only asks
-    /// for the size (`capacity` absent or too small).
-    fn take_sign(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        capacity: Option<usize>,
-        single_part: bool,
-    ) -> Result<SignTurn> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let op = s.sign.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        if single_part && op.multi_part {
-            // C_Sign cannot finish a multi-part signature (C_SignFinal does).
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        let len = op.signature_len();
-        if capacity.is_none_or(|c| c < len) {
-            return Ok(SignTurn::SizeOnly(len));
-        }
-        s.sign
-            .take()
-            .map(SignTurn::Sign)
-            .ok_or(CKR_OPERATION_NOT_INITIALIZED)
-    }
-
-    fn remote_sign(&self, key: &KeyEntry, request: &SignRequest) -> Result<Vec<u8>> {
-        let backend = self.backend()?;
-        backend
-            .sign(&key.keyid, request)
-            .map_err(|e| from_common(&format!("signing with {}", key.keyid), &e))
-    }
-
-    /// `C_Sign`: one sign order unless only the size is asked for.
-    pub fn sign(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        data: &[u8],
-        capacity: Option<usize>,
-    ) -> Result<Output> {
-        let op = match self.take_sign(handle, capacity, true)? {
-            SignTurn::Sign(op) => op,
-            SignTurn::SizeOnly(len) => return Ok(Output::Size(len)),
-        };
-        let request = op.single(data)?;
-        self.remote_sign(&op.key, &request).map(Output::Done)
-    }
-
-    /// `C_SignUpdate`.
-    pub fn sign_update(&self, handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        self.key_op_update(KeyOpKind::Sign, handle, data)
-    }
-
-    /// `C_SignFinal`.
-    pub fn sign_final(&self, handle: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Output> {
-        let op = match self.take_sign(handle, capacity, false)? {
-            SignTurn::Sign(op) => op,
-            SignTurn::SizeOnly(len) => return Ok(Output::Size(len)),
-        };
-        let key = Arc::clone(&op.key);
-        let request = op.finish()?;
-        self.remote_sign(&key, &request).map(Output::Done)
-    }
-
-    /// `C_VerifyInit` (`None` cancels).
-    pub fn verify_init(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        mechanism: Option<SignMechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        self.key_op_init(KeyOpKind::Verify, handle, mechanism, key)
-    }
-
-    fn take_verify(&self, handle: CK_SESSION_HANDLE, single_part: bool) -> Result<KeyOp> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let op = s.verify.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        if single_part && op.multi_part {
-            // C_Verify cannot finish a multi-part verification (C_VerifyFinal does).
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        s.verify.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)
-    }
-
-    fn check_signature(
-        key: &KeyEntry,
-        len: usize,
-        request: &SignRequest,
-        signature: &[u8],
-    ) -> Result<()> {
-        if signature.len() != len {
-            return Err(CKR_SIGNATURE_LEN_RANGE);
-        }
-        ks_common::verify::verify(&key.public_key, request, signature).map_err(|e| {
-            log::info!(
-                "libpkcs11ks: signature does not verify with {}: {e}",
-                key.keyid
-            );
-            CKR_SIGNATURE_INVALID
-        })
-    }
-
-    /// `C_Verify` (local, with the public key).
-    pub fn verify(&self, handle: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
-        let op = self.take_verify(handle, true)?;
-        let request = op.single(data)?;
-        Self::check_signature(&op.key, op.signature_len(), &request, signature)
-    }
-
-    /// `C_VerifyUpdate`.
-    pub fn verify_update(&self, handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        self.key_op_update(KeyOpKind::Verify, handle, data)
-    }
-
-    /// `C_VerifyFinal`.
-    pub fn verify_final(&self, handle: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
-        let op = self.take_verify(handle, false)?;
-        let key = Arc::clone(&op.key);
-        let len = op.signature_len();
-        let request = op.finish()?;
-        Self::check_signature(&key, len, &request, signature)
-    }
-
-    // ---- digests ----------------------------------------------------------
-
-    /// `C_DigestInit`.
-    pub fn digest_init(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        mechanism: CK_MECHANISM_TYPE,
-        param: &[u8],
-    ) -> Result<()> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        if s.digest.is_some() {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        let alg = digest_hash(mechanism).ok_or(CKR_MECHANISM_INVALID)?;
-        if !param.is_empty() {
-            return Err(CKR_MECHANISM_PARAM_INVALID);
-        }
-        s.digest = Some(DigestOp {
-            alg,
-            hasher: Hasher::new(alg),
-        });
-        Ok(())
-    }
-
-    /// `C_Digest`.
-    pub fn digest(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        data: &[u8],
-        capacity: Option<usize>,
-    ) -> Result<Output> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let op = s.digest.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        let len = op.alg.output_len();
-        if capacity.is_none_or(|c| c < len) {
-            return Ok(Output::Size(len));
-        }
-        let alg = op.alg;
-        s.digest = None;
-        Ok(Output::Done(digest(alg, data)))
-    }
-
-    /// `C_DigestUpdate`.
-    pub fn digest_update(&self, handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let op = s.digest.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        op.hasher.update(data);
-        Ok(())
-    }
-
-    /// `C_DigestFinal`.
-    pub fn digest_final(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        capacity: Option<usize>,
-    ) -> Result<Output> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let op = s.digest.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        let len = op.alg.output_len();
-        if capacity.is_none_or(|c| c < len) {
-            return Ok(Output::Size(len));
-        }
-        let op = s.digest.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        Ok(Output::Done(op.hasher.finalize()))
-    }
 }
+
+mod objects;
+mod operations;
+mod sessions;
 
 #[cfg(test)]
 mod tests {
@@ -697,8 +269,7 @@ mod tests {
     fn token() -> (Token, Arc<FakeSigner>) {
         let fake = Arc::new(FakeSigner::new(vec![rsa_key("key1"), ec_key("key2")]));
         let backend = Arc::clone(&fake);
-        let factory: SignerFactory =
-            Arc::new(move || Ok(Arc::clone(&backend) as Arc<dyn Signer>));
+        let factory: SignerFactory = Arc::new(move || Ok(Arc::clone(&backend) as Arc<dyn Signer>));
         (Token::new(factory), fake)
     }
 
@@ -794,8 +365,8 @@ mod tests {
     fn verify_locally() {
         let (t, fake) = token();
         let s = t.open_session(false).expect("session");
-        let msg = include_bytes!("testdata/msg.txt");
-        let rsa_sig = include_bytes!("testdata/rsa2048-pkcs1-sha256.sig");
+        let msg = include_bytes!("../testdata/msg.txt");
+        let rsa_sig = include_bytes!("../testdata/rsa2048-pkcs1-sha256.sig");
         let sha256 = Some(SignMechanism::RsaPkcs(HashAlg::Sha256));
         t.verify_init(s, sha256, 2).expect("init");
         assert_eq!(t.verify(s, msg, rsa_sig), Ok(()));
@@ -819,7 +390,7 @@ mod tests {
             .expect("init");
         assert_eq!(t.verify(s, &di, rsa_sig), Ok(()));
         // ECDSA r||s, raw hash and hash-and-sign.
-        let der = include_bytes!("testdata/p256-sha256.der.sig");
+        let der = include_bytes!("../testdata/p256-sha256.der.sig");
         let p1363 =
             ks_common::sign::ecdsa_der_to_p1363(ks_common::keys::EcCurve::P256, der).expect("r||s");
         t.verify_init(s, Some(SignMechanism::Ecdsa(HashAlg::Sha256)), 5)
