@@ -79,6 +79,8 @@ pub fn sign_mechanisms_for(key: &PublicKey) -> &'static [CK_MECHANISM_TYPE] {
 }
 
 /// The hash of a digest mechanism (`CKM_SHA256`, ...).
+// CK_ULONG is 64 bits here but 32 bits on other targets: the conversions are not useless there.
+#[allow(clippy::useless_conversion)]
 pub fn digest_hash(mechanism: CK_MECHANISM_TYPE) -> Option<HashAlg> {
     HashAlg::find(|f| f.ckm_digest == u64::from(mechanism))
 }
@@ -153,6 +155,8 @@ fn pss_hash(params: &CK_RSA_PKCS_PSS_PARAMS) -> Result<(HashAlg, usize)> {
 impl SignMechanism {
     /// Parses a mechanism type and its parameter bytes (`pParameter`/`ulParameterLen`).
     pub fn parse(mechanism: CK_MECHANISM_TYPE, param: &[u8]) -> Result<SignMechanism> {
+        // CK_ULONG is 64 bits here but 32 bits on other targets.
+        #[allow(clippy::useless_conversion)]
         let hashed = |m: CK_MECHANISM_TYPE| {
             let m = u64::from(m);
             HashAlg::find(|f| [f.ckm_rsa_pkcs, f.ckm_rsa_pss, f.ckm_ecdsa].contains(&m))
@@ -335,6 +339,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // CK_ULONG is 64 bits here but 32 bits on other targets.
+    #[allow(clippy::unnecessary_cast)]
     fn hash_table_matches_cryptoki() {
         let expected = [
             (

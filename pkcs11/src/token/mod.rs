@@ -181,7 +181,7 @@ pub fn client_factory() -> SignerFactory {
 /// only the signature size (the caller's buffer is absent or too small; the operation stays).
 enum SignTurn {
     /// Sign now: the operation has left the session.
-    Sign(KeyOp),
+    Sign(Box<KeyOp>),
     /// Report this many bytes; nothing was taken.
     SizeOnly(usize),
 }

@@ -99,7 +99,7 @@ impl Token {
         }
         s.sign
             .take()
-            .map(SignTurn::Sign)
+            .map(|op| SignTurn::Sign(Box::new(op)))
             .ok_or(CKR_OPERATION_NOT_INITIALIZED)
     }
 
@@ -118,7 +118,7 @@ impl Token {
         capacity: Option<usize>,
     ) -> Result<Output> {
         let op = match self.take_sign(handle, capacity, true)? {
-            SignTurn::Sign(op) => op,
+            SignTurn::Sign(op) => *op,
             SignTurn::SizeOnly(len) => return Ok(Output::Size(len)),
         };
         let request = op.single(data)?;
@@ -133,7 +133,7 @@ impl Token {
     /// `C_SignFinal`.
     pub fn sign_final(&self, handle: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Output> {
         let op = match self.take_sign(handle, capacity, false)? {
-            SignTurn::Sign(op) => op,
+            SignTurn::Sign(op) => *op,
             SignTurn::SizeOnly(len) => return Ok(Output::Size(len)),
         };
         let key = Arc::clone(&op.key);
