@@ -30,7 +30,7 @@ RUN bash scripts/deps.sh build && rm -rf /var/lib/apt/lists/*
 COPY . .
 # Release build of everything the tutorial needs, then the install layout
 # staged by the same install script users run.
-RUN cargo build --release --locked -p ks-common -p ks-provider -p ks-pkcs11 -p ks-devserver
+RUN cargo build --release --locked -p ks-cli -p ks-provider -p ks-pkcs11 -p ks-devserver
 RUN bash scripts/install.sh --no-build --destdir /staging \
  && install -d /staging/opt/keyserver-signing/target/release \
  && cp target/CACHEDIR.TAG /staging/opt/keyserver-signing/target/ \

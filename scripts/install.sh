@@ -124,7 +124,7 @@ if [ $build -eq 1 ]; then
   command -v cargo >/dev/null || { echo "install: cargo not found; install Rust 1.85+ (https://rustup.rs) or use --no-build" >&2; exit 1; }
   echo "install: building ($profile)" >&2
   run cargo build "${cargo_profile[@]}" --locked --manifest-path "$root/Cargo.toml" --target-dir "$target_dir" \
-    -p ks-provider -p ks-pkcs11 -p ks-common
+    -p ks-provider -p ks-pkcs11 -p ks-cli
 fi
 bin=$target_dir/$profile
 for f in libkeyserver.so libpkcs11ks.so ksc; do

@@ -204,7 +204,7 @@ has_path provider && artefacts+=(libkeyserver.so)
 if [ $build -eq 1 ]; then
   command -v cargo >/dev/null 2>&1 \
     || die "cargo is not installed: install Rust 1.85 or newer (https://rustup.rs), or pass --no-build with a built --target-dir"
-  packages=(-p ks-common)
+  packages=(-p ks-cli)
   [ $mode = dev ] && packages+=(-p ks-devserver)
   has_path provider && packages+=(-p ks-provider)
   { has_path pkcs11-tool || has_path engine; } && packages+=(-p ks-pkcs11)

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::keys::KeyEntry;
 
 /// The parsed catalog plus what it tells about the server.
@@ -73,6 +73,20 @@ pub fn parse_keys(body: &[u8]) -> Result<Catalog> {
         keys,
         has_extensions,
     })
+}
+
+/// `keyid` in `keys`, or the NotFound error that names the keys there are.
+pub fn find_key(keys: &[KeyEntry], keyid: &str) -> Result<KeyEntry> {
+    if let Some(k) = keys.iter().find(|k| k.keyid == keyid) {
+        return Ok(k.clone());
+    }
+    let known: Vec<&str> = keys.iter().map(|k| k.keyid.as_str()).collect();
+    Err(Error::new(
+        ErrorKind::NotFound,
+        format!("the server has no such key (it has: {})", known.join(", ")),
+    )
+    .with_key(keyid)
+    .with_remedy("use one of the listed key ids (ksc keys)"))
 }
 
 #[cfg(test)]

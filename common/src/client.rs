@@ -4,7 +4,7 @@
 //! catalog cache. Every method is synchronous and may be called from many threads at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -15,13 +15,10 @@ use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_ID_TOKEN};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
 use crate::http::{join_url, Http, Request, Response, RetryPolicy};
-use crate::keys::{KeyEntry, PublicKey};
+use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
-use crate::sign::{
-    ecdsa_der_to_p1363, ecdsa_p1363_to_der, pad_description, EcdsaFormat, SignRequest,
-};
+use crate::sign::{pad_description, SignRequest};
 use crate::token::{jwt_expiry, TokenSource};
-use crate::verify::verify;
 
 /// First poll interval while waiting for approval; grows by half each poll.
 const POLL_START: Duration = Duration::from_millis(500);
@@ -63,25 +60,6 @@ impl Client {
     /// A client configured from the environment (and `KSC_CONFIG`).
     pub fn from_env() -> Result<Client> {
         Ok(Client::new(Config::from_env()?))
-    }
-
-    /// A process-wide client from the environment, created on first call (logging is
-    /// initialised from the same config). Later calls return the same client. A configuration
-    /// error is returned each time until the environment is fixed.
-    pub fn shared() -> Result<Arc<Client>> {
-        static SHARED: OnceLock<Mutex<Option<Arc<Client>>>> = OnceLock::new();
-        let cell = SHARED.get_or_init(|| Mutex::new(None));
-        let mut g = cell
-            .lock()
-            .map_err(|_| Error::internal("shared client lock poisoned"))?;
-        if let Some(c) = g.as_ref() {
-            return Ok(c.clone());
-        }
-        let config = Config::from_env()?;
-        crate::logging::init(&config);
-        let c = Arc::new(Client::new(config));
-        *g = Some(c.clone());
-        Ok(c)
     }
 
     /// The configuration this client uses.
@@ -162,17 +140,7 @@ impl Client {
 
     /// One key of the catalog; `NotFound` names the known keys.
     pub fn key(&self, keyid: &str) -> Result<KeyEntry> {
-        let keys = self.keys()?;
-        if let Some(k) = keys.iter().find(|k| k.keyid == keyid) {
-            return Ok(k.clone());
-        }
-        let known: Vec<&str> = keys.iter().map(|k| k.keyid.as_str()).collect();
-        Err(Error::new(
-            ErrorKind::NotFound,
-            format!("the server has no such key (it has: {})", known.join(", ")),
-        )
-        .with_key(keyid)
-        .with_remedy("use one of the listed key ids (ksc keys)"))
+        crate::catalog::find_key(&self.keys()?, keyid)
     }
 
     /// Signs under the configured operation (`KSC_OPERATION_ID`), with a fresh requestid, safe
@@ -269,36 +237,9 @@ impl Client {
             .get("result")
             .and_then(|r| r.as_str())
             .ok_or_else(|| Error::bad_response("the sign reply has no \"result\""))?;
-        let mut sig = hex::decode(result.trim())
+        let sig = hex::decode(result.trim())
             .map_err(|_| Error::bad_response("the sign reply's \"result\" is not hex"))?;
-        let checked = match (&entry.public_key, request) {
-            (PublicKey::Rsa { n, .. }, _) => {
-                // A server may drop leading zero bytes of the integer; restore the k-byte form.
-                if sig.len() < n.len() && !sig.is_empty() {
-                    let mut padded = vec![0u8; n.len() - sig.len()];
-                    padded.extend_from_slice(&sig);
-                    sig = padded;
-                }
-                verify(&entry.public_key, request, &sig).map(|_| sig)
-            }
-            (PublicKey::Ec { curve, .. }, SignRequest::Ecdsa { digest, format }) => {
-                // We asked for r||s; accept DER too rather than fail on a server quirk.
-                if sig.len() != 2 * curve.field_len() {
-                    if let Ok(rs) = ecdsa_der_to_p1363(*curve, &sig) {
-                        sig = rs;
-                    }
-                }
-                let as_p1363 = SignRequest::Ecdsa {
-                    digest: digest.clone(),
-                    format: EcdsaFormat::P1363,
-                };
-                verify(&entry.public_key, &as_p1363, &sig).and_then(|_| match format {
-                    EcdsaFormat::P1363 => Ok(sig),
-                    EcdsaFormat::Der => ecdsa_p1363_to_der(*curve, &sig),
-                })
-            }
-            (PublicKey::Ec { .. }, _) => Err(Error::internal("validated request does not fit key")),
-        };
+        let checked = crate::intent::decode_signature(&entry.public_key, request, sig);
         checked.map_err(|e| {
             if e.kind() == ErrorKind::VerificationFailed {
                 log::error!(

@@ -98,7 +98,7 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     /// `KSC_APPROVAL_TIMEOUT`, default 0 (do not wait).
     pub approval_timeout: Duration,
-    /// `KSC_LOG` as given (parsed by [`crate::logging`]).
+    /// `KSC_LOG` as given (parsed by [`crate::log_spec`]).
     pub log: Option<String>,
     /// `KSC_CONFIG`, if a file was read.
     pub config_file: Option<PathBuf>,
@@ -232,7 +232,7 @@ impl Config {
         }
         c.ca_file = get(KSC_CA_FILE).map(PathBuf::from);
         if let Some(l) = get(KSC_LOG) {
-            crate::logging::LogSpec::parse(&l).map_err(|e| Error::config(KSC_LOG, e))?;
+            crate::log_spec::LogSpec::parse(&l).map_err(|e| Error::config(KSC_LOG, e))?;
             c.log = Some(l);
         }
         if c.client_id.is_some() != c.client_secret.is_some() {

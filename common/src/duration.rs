@@ -4,22 +4,21 @@
 use std::time::Duration;
 
 /// Parses a Go `time.ParseDuration` string. Units: `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`;
-/// fractions allowed; a bare `0` is zero. A plain number without unit is accepted as seconds
-/// (a common mistake that has only one sensible meaning). Negative durations are refused.
+/// fractions allowed; a leading `+` is allowed; a bare `0` is zero. As in Go, any other number
+/// without a unit is an error (`10` could mean seconds or nanoseconds). Negative durations are
+/// refused. The dev server's copy (tests/devserver/src/util.rs) follows the same grammar; both
+/// are pinned to one case table by common/tests/duration_grammar.rs.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
     let s = s.strip_prefix('+').unwrap_or(s);
     if s.starts_with('-') {
         return Err(format!("negative duration {text:?}"));
     }
-    if let Ok(secs) = s.parse::<f64>() {
-        return secs_to_duration(secs, text);
+    if s == "0" {
+        return Ok(Duration::ZERO);
     }
     let mut total = 0f64;
     let mut rest = s;
@@ -97,7 +96,7 @@ mod tests {
         assert_eq!(parse_duration("2h45m").unwrap(), Duration::from_secs(9900));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
-        assert_eq!(parse_duration("15").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("+15s").unwrap(), Duration::from_secs(15));
         assert_eq!(parse_duration(" 3s ").unwrap(), Duration::from_secs(3));
         assert_eq!(parse_duration("100us").unwrap(), Duration::from_micros(100));
     }
@@ -105,7 +104,7 @@ mod tests {
     #[test]
     fn bad_durations() {
         for bad in [
-            "", "abc", "10x", "-5s", "s", "1m30", "1..5s", "10 s", "NaN", "inf",
+            "", "abc", "10x", "-5s", "s", "1m30", "1..5s", "10 s", "NaN", "inf", "15", "0.0",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should fail");
         }

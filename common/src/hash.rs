@@ -21,30 +21,124 @@ pub enum HashAlg {
     Sha512,
 }
 
-const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const OID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+/// Everything the crates know about one hash, one row per hash (like pkcs11-provider's
+/// `mech_map[]`). OIDs and DigestInfo prefixes are written here and nowhere else; the PKCS#11
+/// values are plain numbers (this crate does not link cryptoki), checked against cryptoki-sys by
+/// a test in the pkcs11 crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashFacts {
+    /// The algorithm this row describes.
+    pub alg: HashAlg,
+    /// Lowercase name as KeyServer's `hashalgorithm` field uses it: `"sha256"`.
+    pub name: &'static str,
+    /// OpenSSL's canonical digest name: `"SHA2-256"`.
+    pub openssl_name: &'static str,
+    /// Digest length in bytes.
+    pub output_len: usize,
+    /// The hash's object identifier, dotted.
+    pub oid: &'static str,
+    /// The DER DigestInfo up to the digest bytes (parameters NULL, RFC 8017 §9.2 note 1).
+    pub digest_info_prefix: &'static [u8],
+    /// `sha*WithRSAEncryption` (RFC 4055), dotted.
+    pub rsa_pkcs1_oid: &'static str,
+    /// `ecdsa-with-SHA*` (RFC 5758), dotted.
+    pub ecdsa_oid: &'static str,
+    /// `CKM_SHA*` (the digest mechanism, also a PSS `hashAlg`).
+    pub ckm_digest: u64,
+    /// `CKM_SHA*_RSA_PKCS`.
+    pub ckm_rsa_pkcs: u64,
+    /// `CKM_SHA*_RSA_PKCS_PSS`.
+    pub ckm_rsa_pss: u64,
+    /// `CKM_ECDSA_SHA*`.
+    pub ckm_ecdsa: u64,
+    /// `CKG_MGF1_SHA*`.
+    pub ckg_mgf1: u64,
+}
+
+/// The hash table, in [`HashAlg::ALL`] order.
+pub const HASHES: [HashFacts; 3] = [
+    HashFacts {
+        alg: HashAlg::Sha256,
+        name: "sha256",
+        openssl_name: "SHA2-256",
+        output_len: 32,
+        oid: "2.16.840.1.101.3.4.2.1",
+        digest_info_prefix: &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+        rsa_pkcs1_oid: "1.2.840.113549.1.1.11",
+        ecdsa_oid: "1.2.840.10045.4.3.2",
+        ckm_digest: 0x250,
+        ckm_rsa_pkcs: 0x40,
+        ckm_rsa_pss: 0x43,
+        ckm_ecdsa: 0x1044,
+        ckg_mgf1: 0x2,
+    },
+    HashFacts {
+        alg: HashAlg::Sha384,
+        name: "sha384",
+        openssl_name: "SHA2-384",
+        output_len: 48,
+        oid: "2.16.840.1.101.3.4.2.2",
+        digest_info_prefix: &[
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+        rsa_pkcs1_oid: "1.2.840.113549.1.1.12",
+        ecdsa_oid: "1.2.840.10045.4.3.3",
+        ckm_digest: 0x260,
+        ckm_rsa_pkcs: 0x41,
+        ckm_rsa_pss: 0x44,
+        ckm_ecdsa: 0x1045,
+        ckg_mgf1: 0x3,
+    },
+    HashFacts {
+        alg: HashAlg::Sha512,
+        name: "sha512",
+        openssl_name: "SHA2-512",
+        output_len: 64,
+        oid: "2.16.840.1.101.3.4.2.3",
+        digest_info_prefix: &[
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
+        rsa_pkcs1_oid: "1.2.840.113549.1.1.13",
+        ecdsa_oid: "1.2.840.10045.4.3.4",
+        ckm_digest: 0x270,
+        ckm_rsa_pkcs: 0x42,
+        ckm_rsa_pss: 0x45,
+        ckm_ecdsa: 0x1046,
+        ckg_mgf1: 0x4,
+    },
+];
 
 impl HashAlg {
     /// All supported algorithms, strongest last.
     pub const ALL: [HashAlg; 3] = [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512];
 
+    /// This algorithm's row of [`HASHES`].
+    pub fn facts(self) -> &'static HashFacts {
+        match self {
+            HashAlg::Sha256 => &HASHES[0],
+            HashAlg::Sha384 => &HASHES[1],
+            HashAlg::Sha512 => &HASHES[2],
+        }
+    }
+
+    /// The algorithm whose row satisfies `pred`.
+    pub fn find(pred: impl Fn(&HashFacts) -> bool) -> Option<HashAlg> {
+        HASHES.iter().find(|f| pred(f)).map(|f| f.alg)
+    }
+
     /// Digest length in bytes.
     pub fn output_len(self) -> usize {
-        match self {
-            HashAlg::Sha256 => 32,
-            HashAlg::Sha384 => 48,
-            HashAlg::Sha512 => 64,
-        }
+        self.facts().output_len
     }
 
     /// Lowercase name as KeyServer's `hashalgorithm` field and OpenSSL use it: `"sha256"`.
     pub fn name(self) -> &'static str {
-        match self {
-            HashAlg::Sha256 => "sha256",
-            HashAlg::Sha384 => "sha384",
-            HashAlg::Sha512 => "sha512",
-        }
+        self.facts().name
     }
 
     /// Parses `sha256`, `SHA-256`, `SHA2-256` and the like (case-insensitive).
@@ -54,31 +148,47 @@ impl HashAlg {
             .filter(|c| *c != '-' && *c != '_')
             .collect::<String>()
             .to_ascii_lowercase();
-        match n.as_str() {
-            "sha256" | "sha2256" => Some(HashAlg::Sha256),
-            "sha384" | "sha2384" => Some(HashAlg::Sha384),
-            "sha512" | "sha2512" => Some(HashAlg::Sha512),
-            _ => None,
-        }
+        HashAlg::find(|f| n == f.name || n == f.openssl_name.replace('-', "").to_ascii_lowercase())
+    }
+
+    /// Parses a digest name (as [`HashAlg::from_name`]) or a dotted OID, as OpenSSL passes
+    /// either for a `digest` parameter.
+    pub fn from_name_or_oid(name: &str) -> Option<HashAlg> {
+        HashAlg::find(|f| f.oid == name).or_else(|| HashAlg::from_name(name))
     }
 
     /// The algorithm whose digest has `len` bytes.
     pub fn from_output_len(len: usize) -> Option<HashAlg> {
-        HashAlg::ALL.into_iter().find(|h| h.output_len() == len)
+        HashAlg::find(|f| f.output_len == len)
     }
 
     /// The algorithm's object identifier.
     pub fn oid(self) -> ObjectIdentifier {
-        match self {
-            HashAlg::Sha256 => OID_SHA256,
-            HashAlg::Sha384 => OID_SHA384,
-            HashAlg::Sha512 => OID_SHA512,
-        }
+        ObjectIdentifier::new_unwrap(self.facts().oid)
+    }
+
+    /// The DER content bytes of an OID written in [`HASHES`] (for hand-built DER).
+    pub fn oid_der(dotted: &str) -> Vec<u8> {
+        ObjectIdentifier::new_unwrap(dotted).as_bytes().to_vec()
     }
 
     fn from_oid(oid: &ObjectIdentifier) -> Option<HashAlg> {
         HashAlg::ALL.into_iter().find(|h| h.oid() == *oid)
     }
+}
+
+/// Checks that `digest` has the length of a `hash` digest (the one place this rule and its
+/// message live).
+pub fn check_digest_len(hash: HashAlg, digest: &[u8]) -> Result<()> {
+    if digest.len() != hash.output_len() {
+        return Err(Error::invalid_input(format!(
+            "a {} digest has {} bytes, got {}",
+            hash,
+            hash.output_len(),
+            digest.len()
+        )));
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for HashAlg {
@@ -162,14 +272,7 @@ struct DigestInfo {
 
 /// The DER `DigestInfo` of `digest` (parameters NULL, as RFC 8017 and OpenSSL write it).
 pub fn digest_info(alg: HashAlg, digest: &[u8]) -> Result<Vec<u8>> {
-    if digest.len() != alg.output_len() {
-        return Err(Error::invalid_input(format!(
-            "a {} digest has {} bytes, got {}",
-            alg,
-            alg.output_len(),
-            digest.len()
-        )));
-    }
+    check_digest_len(alg, digest)?;
     let info = DigestInfo {
         algorithm: AlgorithmIdentifierOwned {
             oid: alg.oid(),
@@ -247,13 +350,24 @@ mod tests {
     fn digest_info_matches_rfc8017_prefixes() {
         let d = [7u8; 32];
         let di = digest_info(HashAlg::Sha256, &d).unwrap();
-        let prefix = hex::decode("3031300d060960864801650304020105000420").unwrap();
-        assert_eq!(&di[..prefix.len()], &prefix[..]);
+        let prefix = HashAlg::Sha256.facts().digest_info_prefix;
+        assert_eq!(&di[..prefix.len()], prefix);
         assert_eq!(&di[prefix.len()..], &d);
-        let di = digest_info(HashAlg::Sha384, &[1u8; 48]).unwrap();
-        assert!(di.starts_with(&hex::decode("3041300d060960864801650304020205000430").unwrap()));
+        // The DER encoder agrees with every hand-written prefix of the table.
+        for f in HASHES {
+            let di = digest_info(f.alg, &vec![1u8; f.output_len]).unwrap();
+            assert_eq!(
+                &di[..f.digest_info_prefix.len()],
+                f.digest_info_prefix,
+                "{}",
+                f.name
+            );
+            assert_eq!(di.len(), f.digest_info_prefix.len() + f.output_len);
+            assert_eq!(digest(f.alg, b"").len(), f.output_len);
+            assert_eq!(HashAlg::from_name_or_oid(f.oid), Some(f.alg));
+            assert_eq!(HashAlg::from_name(f.openssl_name), Some(f.alg));
+        }
         let di = digest_info(HashAlg::Sha512, &[1u8; 64]).unwrap();
-        assert!(di.starts_with(&hex::decode("3051300d060960864801650304020305000440").unwrap()));
         assert_eq!(
             parse_digest_info(&di).unwrap(),
             (HashAlg::Sha512, vec![1u8; 64])

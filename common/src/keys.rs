@@ -12,7 +12,15 @@ use der::{Decode, DecodePem, Encode};
 use x509_cert::Certificate;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::sign::EcdsaFormat;
+
+/// How an ECDSA signature is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EcdsaFormat {
+    /// `r || s`, each left-padded to the field size (PKCS#11 `CKM_ECDSA`).
+    P1363,
+    /// DER `ECDSA-Sig-Value` (OpenSSL, X.509, CMS).
+    Der,
+}
 
 const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");

@@ -1,10 +1,21 @@
-//! Remote-signing core shared by the OpenSSL provider and the PKCS#11 module.
+//! Remote-signing core shared by the OpenSSL provider, the PKCS#11 module and `ksc`.
 //!
-//! All knowledge of KeyServer lives here: configuration ([`config`]), the HTTPS client and its
-//! retry rules ([`http`]), tokens ([`token`]), the key catalog ([`catalog`], [`keys`]),
-//! operations and approval ([`operation`]), sign orders ([`sign`]) and local verification of
-//! every returned signature ([`verify`]). [`client::Client`] ties them together; the adapters
-//! and the `ksc` CLI only use that and the types it returns.
+//! All knowledge of KeyServer and of the signing rules lives here; the adapters translate their
+//! callers' words into this crate's types and map its errors back.
+//!
+//! ## Where to start reading
+//!
+//! - [`signer`]: the seam the adapters hold, [`Signer`] (key catalog + one signature), built once
+//!   by [`signer::connect`] (configuration and logging set up there and nowhere else).
+//! - [`intent`]: the one signing decision. A [`intent::SignIntent`] (hash or digest, padding,
+//!   PSS parameters, output format) becomes checked [`SignRequest`]s ([`sign`]); the server's
+//!   answer is decoded and verified ([`verify`]) in [`intent::decode_signature`].
+//! - [`hash`]: the table of hash facts ([`hash::HASHES`]: name, length, OID, DigestInfo prefix,
+//!   PKCS#11 and OpenSSL names), one row per hash, used by every crate.
+//! - [`client::Client`]: the HTTPS client that implements [`Signer`]; under it [`http`] (retry
+//!   rules), [`token`], [`catalog`]/[`keys`], [`operation`]. [`config`], [`logging`],
+//!   [`duration`] and [`date`] are the small supports; [`error`] is the one error vocabulary
+//!   ([`ErrorKind`]) with a remedy for each kind.
 //!
 //! Nothing here writes to stdout, links OpenSSL, or logs a secret.
 //!
@@ -34,14 +45,18 @@
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod date;
 pub mod duration;
 pub mod error;
 pub mod hash;
 pub mod http;
+pub mod intent;
 pub mod keys;
+pub mod log_spec;
 pub mod logging;
 pub mod operation;
 pub mod sign;
+pub mod signer;
 pub mod token;
 pub mod verify;
 
@@ -52,3 +67,4 @@ pub use hash::HashAlg;
 pub use keys::{EcCurve, KeyEntry, PublicKey};
 pub use operation::{OperationSpec, OperationState, OperationStatus};
 pub use sign::{EcdsaFormat, SignRequest};
+pub use signer::Signer;

@@ -60,13 +60,7 @@ fn verify_rsa(n: &[u8], e: &[u8], request: &SignRequest, signature: &[u8]) -> Re
             salt_len,
             digest,
         } => {
-            if digest.len() != hash.output_len() {
-                return Err(Error::invalid_input(format!(
-                    "a {hash} digest has {} bytes, got {}",
-                    hash.output_len(),
-                    digest.len()
-                )));
-            }
+            hash::check_digest_len(*hash, digest)?;
             let scheme = match hash {
                 HashAlg::Sha256 => Pss::new_with_salt::<sha2::Sha256>(*salt_len),
                 HashAlg::Sha384 => Pss::new_with_salt::<sha2::Sha384>(*salt_len),

@@ -24,8 +24,6 @@ pub fn rv_for_kind(kind: ErrorKind) -> Rv {
         ErrorKind::InvalidInput => CKR_DATA_INVALID,
         ErrorKind::Unsupported => CKR_MECHANISM_INVALID,
         ErrorKind::Internal => CKR_GENERAL_ERROR,
-        #[allow(unreachable_patterns)]
-        _ => CKR_GENERAL_ERROR,
     }
 }
 

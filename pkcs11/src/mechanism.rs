@@ -79,21 +79,14 @@ pub fn sign_mechanisms_for(key: &PublicKey) -> &'static [CK_MECHANISM_TYPE] {
 }
 
 /// The hash of a digest mechanism (`CKM_SHA256`, ...).
+// CK_ULONG is 64 bits here but 32 bits on other targets: the conversions are not useless there.
+#[allow(clippy::useless_conversion)]
 pub fn digest_hash(mechanism: CK_MECHANISM_TYPE) -> Option<HashAlg> {
-    match mechanism {
-        CKM_SHA256 => Some(HashAlg::Sha256),
-        CKM_SHA384 => Some(HashAlg::Sha384),
-        CKM_SHA512 => Some(HashAlg::Sha512),
-        _ => None,
-    }
+    HashAlg::find(|f| f.ckm_digest == u64::from(mechanism))
 }
 
 fn mgf_for(hash: HashAlg) -> CK_RSA_PKCS_MGF_TYPE {
-    match hash {
-        HashAlg::Sha256 => CKG_MGF1_SHA256,
-        HashAlg::Sha384 => CKG_MGF1_SHA384,
-        HashAlg::Sha512 => CKG_MGF1_SHA512,
-    }
+    hash.facts().ckg_mgf1 as CK_RSA_PKCS_MGF_TYPE
 }
 
 /// A validated signature (or verification) mechanism.
@@ -162,17 +155,11 @@ fn pss_hash(params: &CK_RSA_PKCS_PSS_PARAMS) -> Result<(HashAlg, usize)> {
 impl SignMechanism {
     /// Parses a mechanism type and its parameter bytes (`pParameter`/`ulParameterLen`).
     pub fn parse(mechanism: CK_MECHANISM_TYPE, param: &[u8]) -> Result<SignMechanism> {
-        let hashed = |m| match m {
-            CKM_SHA256_RSA_PKCS | CKM_SHA256_RSA_PKCS_PSS | CKM_ECDSA_SHA256 => {
-                Some(HashAlg::Sha256)
-            }
-            CKM_SHA384_RSA_PKCS | CKM_SHA384_RSA_PKCS_PSS | CKM_ECDSA_SHA384 => {
-                Some(HashAlg::Sha384)
-            }
-            CKM_SHA512_RSA_PKCS | CKM_SHA512_RSA_PKCS_PSS | CKM_ECDSA_SHA512 => {
-                Some(HashAlg::Sha512)
-            }
-            _ => None,
+        // CK_ULONG is 64 bits here but 32 bits on other targets.
+        #[allow(clippy::useless_conversion)]
+        let hashed = |m: CK_MECHANISM_TYPE| {
+            let m = u64::from(m);
+            HashAlg::find(|f| [f.ckm_rsa_pkcs, f.ckm_rsa_pss, f.ckm_ecdsa].contains(&m))
         };
         let no_params = || {
             if param.is_empty() {
@@ -226,18 +213,10 @@ impl SignMechanism {
                 SignMechanism::RsaPssRaw { hash, salt_len }
                 | SignMechanism::RsaPss { hash, salt_len },
                 PublicKey::Rsa { .. },
-            ) => {
-                let em_len = (key.bits() as usize - 1).div_ceil(8);
-                if hash.output_len() + salt_len + 2 > em_len {
-                    log::warn!(
-                        "libpkcs11ks: RSA-PSS salt length {salt_len} is too long for a {}-bit key with {}",
-                        key.bits(),
-                        hash.name()
-                    );
-                    return Err(CKR_MECHANISM_PARAM_INVALID);
-                }
-                Ok(())
-            }
+            ) => ks_common::intent::check_pss_salt(key, *hash, *salt_len).map_err(|e| {
+                log::warn!("libpkcs11ks: RSA-{}", e.message());
+                CKR_MECHANISM_PARAM_INVALID
+            }),
             (SignMechanism::RsaPkcsRaw | SignMechanism::RsaPkcs(_), PublicKey::Rsa { .. }) => {
                 Ok(())
             }
@@ -277,13 +256,8 @@ impl SignMechanism {
                 })
             }
             SignMechanism::RsaPssRaw { hash, salt_len } => {
-                if input.len() != hash.output_len() {
-                    log::warn!(
-                        "libpkcs11ks: CKM_RSA_PKCS_PSS input must be a {} hash ({} bytes), got {} bytes",
-                        hash.name(),
-                        hash.output_len(),
-                        input.len()
-                    );
+                if let Err(e) = ks_common::hash::check_digest_len(*hash, input) {
+                    log::warn!("libpkcs11ks: CKM_RSA_PKCS_PSS input: {}", e.message());
                     return Err(CKR_DATA_LEN_RANGE);
                 }
                 Ok(SignRequest::RsaPss {
@@ -339,11 +313,14 @@ pub fn ecdsa_input(curve: EcCurve, input: &[u8]) -> Result<Vec<u8>> {
     if curve.bits() % 8 == 0 && data.len() > order_bytes {
         data.truncate(order_bytes);
     }
-    let target = match data.len() {
-        0..=32 => 32,
-        33..=48 => 48,
-        49..=64 => 64,
-        _ => {
+    // The shortest digest length that holds the input.
+    let target = match HashAlg::ALL
+        .iter()
+        .map(|h| h.output_len())
+        .find(|len| data.len() <= *len)
+    {
+        Some(len) => len,
+        None => {
             log::warn!(
                 "libpkcs11ks: CKM_ECDSA input of {} bytes is too long for {}",
                 input.len(),
@@ -360,6 +337,58 @@ pub fn ecdsa_input(curve: EcCurve, input: &[u8]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    // CK_ULONG is 64 bits here but 32 bits on other targets.
+    #[allow(clippy::unnecessary_cast)]
+    fn hash_table_matches_cryptoki() {
+        let expected = [
+            (
+                HashAlg::Sha256,
+                CKM_SHA256,
+                CKM_SHA256_RSA_PKCS,
+                CKM_SHA256_RSA_PKCS_PSS,
+                CKM_ECDSA_SHA256,
+                CKG_MGF1_SHA256,
+            ),
+            (
+                HashAlg::Sha384,
+                CKM_SHA384,
+                CKM_SHA384_RSA_PKCS,
+                CKM_SHA384_RSA_PKCS_PSS,
+                CKM_ECDSA_SHA384,
+                CKG_MGF1_SHA384,
+            ),
+            (
+                HashAlg::Sha512,
+                CKM_SHA512,
+                CKM_SHA512_RSA_PKCS,
+                CKM_SHA512_RSA_PKCS_PSS,
+                CKM_ECDSA_SHA512,
+                CKG_MGF1_SHA512,
+            ),
+        ];
+        for (h, digest, pkcs, pss, ecdsa, mgf) in expected {
+            let f = h.facts();
+            assert_eq!(
+                (
+                    f.ckm_digest,
+                    f.ckm_rsa_pkcs,
+                    f.ckm_rsa_pss,
+                    f.ckm_ecdsa,
+                    f.ckg_mgf1
+                ),
+                (
+                    digest as u64,
+                    pkcs as u64,
+                    pss as u64,
+                    ecdsa as u64,
+                    mgf as u64
+                ),
+                "{h}"
+            );
+        }
+    }
 
     fn pss(hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, s_len: CK_ULONG) -> Vec<u8> {
         [hash, mgf, s_len]

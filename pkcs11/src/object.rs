@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use cryptoki_sys::*;
 use ks_common::hash::{digest, HashAlg};
@@ -179,24 +179,12 @@ pub fn der_octet_string(content: &[u8]) -> Vec<u8> {
 
 /// `CK_DATE` ("YYYYMMDD") of a time, empty when it cannot be expressed.
 pub fn ck_date(time: SystemTime) -> Vec<u8> {
-    let Ok(since) = time.duration_since(UNIX_EPOCH) else {
-        return Vec::new();
-    };
-    let days = (since.as_secs() / 86_400) as i64;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(0..=9999).contains(&year) {
-        return Vec::new();
+    match ks_common::date::ymd(time) {
+        Some((year, month, day)) if (0..=9999).contains(&year) => {
+            format!("{year:04}{month:02}{day:02}").into_bytes()
+        }
+        _ => Vec::new(),
     }
-    format!("{year:04}{month:02}{day:02}").into_bytes()
 }
 
 fn attributes(key: &KeyEntry, class: CK_OBJECT_CLASS) -> BTreeMap<CK_ATTRIBUTE_TYPE, AttrValue> {
@@ -311,7 +299,7 @@ fn attributes(key: &KeyEntry, class: CK_OBJECT_CLASS) -> BTreeMap<CK_ATTRIBUTE_T
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     /// An RSA-2048 key (test fixture certificate, CN=key1).
     pub(crate) fn rsa_key(keyid: &str) -> KeyEntry {

@@ -22,8 +22,6 @@ fn oid(arcs_der: &[u8]) -> Vec<u8> {
 }
 
 const RSA_PKCS1_PREFIX: [u8; 8] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
-const ECDSA_SHA2_PREFIX: [u8; 7] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
-const NIST_HASH_PREFIX: [u8; 8] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02];
 
 fn pkcs1_oid(last: u8) -> Vec<u8> {
     let mut v = RSA_PKCS1_PREFIX.to_vec();
@@ -32,39 +30,20 @@ fn pkcs1_oid(last: u8) -> Vec<u8> {
 }
 
 fn hash_alg_id(hash: HashAlg) -> Vec<u8> {
-    let last = match hash {
-        HashAlg::Sha256 => 1,
-        HashAlg::Sha384 => 2,
-        HashAlg::Sha512 => 3,
-    };
-    let mut v = NIST_HASH_PREFIX.to_vec();
-    v.push(last);
     // SHA-2 AlgorithmIdentifiers carry no parameters (RFC 5754).
-    tlv(0x30, &oid(&v))
+    tlv(0x30, &oid(&HashAlg::oid_der(hash.facts().oid)))
 }
 
 /// `shaNNNWithRSAEncryption` with NULL parameters.
 pub fn rsa_pkcs1(hash: HashAlg) -> Vec<u8> {
-    let last = match hash {
-        HashAlg::Sha256 => 0x0b,
-        HashAlg::Sha384 => 0x0c,
-        HashAlg::Sha512 => 0x0d,
-    };
-    let mut c = pkcs1_oid(last);
+    let mut c = oid(&HashAlg::oid_der(hash.facts().rsa_pkcs1_oid));
     c.extend([0x05, 0x00]);
     tlv(0x30, &c)
 }
 
 /// `ecdsa-with-SHANNN` without parameters.
 pub fn ecdsa(hash: HashAlg) -> Vec<u8> {
-    let last = match hash {
-        HashAlg::Sha256 => 2,
-        HashAlg::Sha384 => 3,
-        HashAlg::Sha512 => 4,
-    };
-    let mut v = ECDSA_SHA2_PREFIX.to_vec();
-    v.push(last);
-    tlv(0x30, &oid(&v))
+    tlv(0x30, &oid(&HashAlg::oid_der(hash.facts().ecdsa_oid)))
 }
 
 /// `RSASSA-PSS` with explicit hash, MGF1 (same hash) and salt length.

@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_int, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use ks_common::{Client, Config, Error, ErrorKind, Settings};
+use ks_common::{Error, ErrorKind, Settings, Signer};
 
 use crate::ffi::{
     OSSL_FUNC_core_get_params_fn, OSSL_FUNC_core_new_error_fn, OSSL_FUNC_core_set_error_debug_fn,
@@ -29,94 +29,100 @@ extern "C" {
     );
 }
 
-/// Reason codes this provider puts on the error stack (with strings from
-/// `get_reason_strings`). They start at 100 to stay clear of OpenSSL's
+/// Why a provider call failed: one of the core's [`ErrorKind`]s (the one error vocabulary of
+/// all crates), or one of the two reasons only the provider has. The codes put on OpenSSL's
+/// error stack (with strings from `get_reason_strings`) start at 100 to stay clear of OpenSSL's
 /// library-independent reasons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
 pub enum Reason {
-    /// Configuration missing or invalid.
-    Config = 100,
-    /// KeyServer could not be reached.
-    Network,
-    /// The token was refused.
-    Auth,
-    /// The caller's role does not allow it.
-    Forbidden,
-    /// No such key or operation.
-    NotFound,
-    /// The operation waits for approval.
-    Pending,
-    /// The operation was rejected.
-    Rejected,
-    /// The operation or token expired.
-    Expired,
-    /// The key's uses in the operation are spent.
-    Exhausted,
-    /// The server asked us to slow down.
-    RateLimited,
-    /// The input cannot be signed as given.
-    InvalidInput,
-    /// The server answered something unusable.
-    BadResponse,
-    /// A signature did not verify.
-    VerificationFailed,
-    /// Not supported by this provider or by KeyServer.
-    Unsupported,
-    /// A bug in this provider.
-    Internal,
+    /// A core error kind.
+    Kind(ErrorKind),
     /// A `ks:` URI that cannot be parsed.
     BadUri,
     /// The caller's output buffer is too small.
     BufferTooSmall,
 }
 
-/// (reason, text) pairs for `OSSL_FUNC_PROVIDER_GET_REASON_STRINGS`.
-pub const REASON_STRINGS: &[(Reason, &[u8])] = &[
-    (Reason::Config, b"keyserver configuration error\0"),
-    (Reason::Network, b"KeyServer unreachable\0"),
-    (Reason::Auth, b"KeyServer authentication failed\0"),
-    (Reason::Forbidden, b"not allowed by KeyServer\0"),
-    (Reason::NotFound, b"not found on KeyServer\0"),
-    (Reason::Pending, b"operation pending approval\0"),
-    (Reason::Rejected, b"operation rejected\0"),
-    (Reason::Expired, b"expired\0"),
-    (Reason::Exhausted, b"key usage exhausted\0"),
-    (Reason::RateLimited, b"rate limited by KeyServer\0"),
-    (Reason::InvalidInput, b"invalid input\0"),
-    (Reason::BadResponse, b"bad response from KeyServer\0"),
-    (
-        Reason::VerificationFailed,
-        b"signature verification failed\0",
-    ),
-    (Reason::Unsupported, b"unsupported\0"),
-    (Reason::Internal, b"internal error in keyserver provider\0"),
-    (Reason::BadUri, b"malformed ks: URI\0"),
-    (Reason::BufferTooSmall, b"output buffer too small\0"),
-];
+impl From<ErrorKind> for Reason {
+    fn from(kind: ErrorKind) -> Reason {
+        Reason::Kind(kind)
+    }
+}
 
 impl Reason {
-    /// The reason for a core error kind.
-    pub fn from_kind(kind: ErrorKind) -> Reason {
-        match kind {
-            ErrorKind::Config => Reason::Config,
-            ErrorKind::Network => Reason::Network,
-            ErrorKind::Auth => Reason::Auth,
-            ErrorKind::Forbidden => Reason::Forbidden,
-            ErrorKind::NotFound => Reason::NotFound,
-            ErrorKind::Pending => Reason::Pending,
-            ErrorKind::Rejected => Reason::Rejected,
-            ErrorKind::Expired => Reason::Expired,
-            ErrorKind::Exhausted => Reason::Exhausted,
-            ErrorKind::RateLimited => Reason::RateLimited,
-            ErrorKind::InvalidInput => Reason::InvalidInput,
-            ErrorKind::BadResponse => Reason::BadResponse,
-            ErrorKind::VerificationFailed => Reason::VerificationFailed,
-            ErrorKind::Unsupported => Reason::Unsupported,
-            _ => Reason::Internal,
+    /// The reason code on OpenSSL's error stack (stable: 100 and up, in this order).
+    pub const fn code(self) -> u32 {
+        match self {
+            Reason::Kind(kind) => match kind {
+                ErrorKind::Config => 100,
+                ErrorKind::Network => 101,
+                ErrorKind::Auth => 102,
+                ErrorKind::Forbidden => 103,
+                ErrorKind::NotFound => 104,
+                ErrorKind::Pending => 105,
+                ErrorKind::Rejected => 106,
+                ErrorKind::Expired => 107,
+                ErrorKind::Exhausted => 108,
+                ErrorKind::RateLimited => 109,
+                ErrorKind::InvalidInput => 110,
+                ErrorKind::BadResponse => 111,
+                ErrorKind::VerificationFailed => 112,
+                ErrorKind::Unsupported => 113,
+                ErrorKind::Internal => 114,
+            },
+            Reason::BadUri => 115,
+            Reason::BufferTooSmall => 116,
         }
     }
 }
+
+/// (reason, text) pairs for `OSSL_FUNC_PROVIDER_GET_REASON_STRINGS`.
+pub const REASON_STRINGS: &[(Reason, &[u8])] = &[
+    (
+        Reason::Kind(ErrorKind::Config),
+        b"keyserver configuration error\0",
+    ),
+    (Reason::Kind(ErrorKind::Network), b"KeyServer unreachable\0"),
+    (
+        Reason::Kind(ErrorKind::Auth),
+        b"KeyServer authentication failed\0",
+    ),
+    (
+        Reason::Kind(ErrorKind::Forbidden),
+        b"not allowed by KeyServer\0",
+    ),
+    (
+        Reason::Kind(ErrorKind::NotFound),
+        b"not found on KeyServer\0",
+    ),
+    (
+        Reason::Kind(ErrorKind::Pending),
+        b"operation pending approval\0",
+    ),
+    (Reason::Kind(ErrorKind::Rejected), b"operation rejected\0"),
+    (Reason::Kind(ErrorKind::Expired), b"expired\0"),
+    (Reason::Kind(ErrorKind::Exhausted), b"key usage exhausted\0"),
+    (
+        Reason::Kind(ErrorKind::RateLimited),
+        b"rate limited by KeyServer\0",
+    ),
+    (Reason::Kind(ErrorKind::InvalidInput), b"invalid input\0"),
+    (
+        Reason::Kind(ErrorKind::BadResponse),
+        b"bad response from KeyServer\0",
+    ),
+    (
+        Reason::Kind(ErrorKind::VerificationFailed),
+        b"signature verification failed\0",
+    ),
+    (Reason::Kind(ErrorKind::Unsupported), b"unsupported\0"),
+    (
+        Reason::Kind(ErrorKind::Internal),
+        b"internal error in keyserver provider\0",
+    ),
+    (Reason::BadUri, b"malformed ks: URI\0"),
+    (Reason::BufferTooSmall, b"output buffer too small\0"),
+];
 
 /// An error of this provider: a reason code and one sentence for a person.
 #[derive(Debug)]
@@ -129,9 +135,9 @@ pub struct ProvError {
 
 impl ProvError {
     /// A new error.
-    pub fn new(reason: Reason, message: impl Into<String>) -> ProvError {
+    pub fn new(reason: impl Into<Reason>, message: impl Into<String>) -> ProvError {
         ProvError {
-            reason,
+            reason: reason.into(),
             message: message.into(),
         }
     }
@@ -139,7 +145,7 @@ impl ProvError {
 
 impl From<Error> for ProvError {
     fn from(e: Error) -> ProvError {
-        ProvError::new(Reason::from_kind(e.kind()), e.to_string())
+        ProvError::new(e.kind(), e.to_string())
     }
 }
 
@@ -174,7 +180,7 @@ pub struct ProvCtx {
     handle: *const OSSL_CORE_HANDLE,
     errors: ErrorFns,
     settings: Settings,
-    client: Mutex<Option<Arc<Client>>>,
+    signer: Mutex<Option<Arc<dyn Signer>>>,
 }
 
 // SAFETY: `handle` is an opaque token the core keeps valid for the provider's
@@ -257,7 +263,7 @@ impl ProvCtx {
             handle,
             errors,
             settings,
-            client: Mutex::new(None),
+            signer: Mutex::new(None),
         }
     }
 
@@ -272,8 +278,18 @@ impl ProvCtx {
                 vset: None,
             },
             settings,
-            client: Mutex::new(None),
+            signer: Mutex::new(None),
         }
+    }
+
+    /// A context with no core behind it that signs through `signer` (unit tests).
+    #[cfg(test)]
+    pub fn detached_with(signer: Arc<dyn Signer>) -> ProvCtx {
+        let ctx = ProvCtx::detached(Settings::new());
+        if let Ok(mut slot) = ctx.signer.lock() {
+            *slot = Some(signer);
+        }
+        ctx
     }
 
     /// The settings taken from openssl.cnf.
@@ -281,19 +297,18 @@ impl ProvCtx {
         &self.settings
     }
 
-    /// The KeyServer client, created on first use (never in provider init).
-    pub fn client(&self) -> PResult<Arc<Client>> {
-        let mut slot = self.client.lock().map_err(|_| {
-            ProvError::new(Reason::Internal, "keyserver provider state is poisoned")
+    /// The KeyServer signer, created on first use (never in provider init) by
+    /// [`ks_common::signer::connect`] with the openssl.cnf settings.
+    pub fn signer(&self) -> PResult<Arc<dyn Signer>> {
+        let mut slot = self.signer.lock().map_err(|_| {
+            ProvError::new(ErrorKind::Internal, "keyserver provider state is poisoned")
         })?;
         if let Some(c) = slot.as_ref() {
             return Ok(Arc::clone(c));
         }
-        let config = Config::load(&self.settings)?;
-        ks_common::logging::init(&config);
-        let client = Arc::new(Client::new(config));
-        *slot = Some(Arc::clone(&client));
-        Ok(client)
+        let signer = ks_common::signer::connect(&self.settings)?;
+        *slot = Some(Arc::clone(&signer));
+        Ok(signer)
     }
 
     /// Puts `err` on OpenSSL's error stack, naming the provider function.
@@ -310,7 +325,7 @@ impl ProvCtx {
                 self.errors.set_debug,
                 self.errors.vset,
                 self.handle,
-                err.reason as u32,
+                err.reason.code(),
                 c"keyserver".as_ptr(),
                 0,
                 func.as_ptr(),
@@ -330,7 +345,7 @@ pub fn guard<T>(prov: Option<&ProvCtx>, func: &str, fallback: T, f: impl FnOnce(
                 p.raise(
                     func,
                     &ProvError::new(
-                        Reason::Internal,
+                        Reason::Kind(ErrorKind::Internal),
                         format!(
                             "internal error in {func}; please report it with KSC_LOG=debug output"
                         ),

@@ -164,6 +164,25 @@ impl KeyRef {
     }
 }
 
+/// A catalog entry with only an id and a public key (unit tests).
+#[cfg(test)]
+pub(crate) fn test_entry(keyid: &str, public: PublicKey) -> KeyEntry {
+    KeyEntry {
+        keyid: keyid.into(),
+        keyinfo: String::new(),
+        certificate_der: Vec::new(),
+        spki_der: Vec::new(),
+        public_key: public,
+        subject_der: Vec::new(),
+        issuer_der: Vec::new(),
+        serial_der: Vec::new(),
+        not_before: std::time::SystemTime::UNIX_EPOCH,
+        not_after: std::time::SystemTime::UNIX_EPOCH,
+        approvers: None,
+        algorithm: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,16 +14,32 @@ use crate::ffi::*;
 use crate::key::{KeyData, KeyKind, KeyRef};
 use crate::params::{self, describe, ParamBuilder, ParamTable, END};
 
-const RSA: u8 = 0;
-const RSA_PSS: u8 = 1;
-const EC: u8 = 2;
+/// The key type a keymgmt table is for, as a type: each table's functions are instantiated
+/// with one of [`RsaKeys`], [`RsaPssKeys`], [`EcKeys`], so no value can stand for a wrong type.
+trait Kind {
+    /// The key kind of this table.
+    const KIND: KeyKind;
+}
 
-fn kind_of<const K: u8>() -> KeyKind {
-    match K {
-        RSA => KeyKind::Rsa,
-        RSA_PSS => KeyKind::RsaPss,
-        _ => KeyKind::Ec,
-    }
+/// rsaEncryption keys.
+struct RsaKeys;
+/// RSASSA-PSS keys.
+struct RsaPssKeys;
+/// EC keys.
+struct EcKeys;
+
+impl Kind for RsaKeys {
+    const KIND: KeyKind = KeyKind::Rsa;
+}
+impl Kind for RsaPssKeys {
+    const KIND: KeyKind = KeyKind::RsaPss;
+}
+impl Kind for EcKeys {
+    const KIND: KeyKind = KeyKind::Ec;
+}
+
+fn kind_of<K: Kind>() -> KeyKind {
+    K::KIND
 }
 
 const SEL_PRIVATE: c_int = OSSL_KEYMGMT_SELECT_PRIVATE_KEY as c_int;
@@ -43,7 +59,7 @@ fn into_raw(k: KeyData) -> *mut c_void {
     Box::into_raw(Box::new(k)) as *mut c_void
 }
 
-unsafe extern "C" fn km_new<const K: u8>(_provctx: *mut c_void) -> *mut c_void {
+unsafe extern "C" fn km_new<K: Kind>(_provctx: *mut c_void) -> *mut c_void {
     guard(None, "keymgmt_new", ptr::null_mut(), || {
         into_raw(KeyData {
             kind: kind_of::<K>(),
@@ -63,12 +79,15 @@ unsafe extern "C" fn km_free(keydata: *mut c_void) {
     })
 }
 
-unsafe extern "C" fn km_load<const K: u8>(reference: *const c_void, size: usize) -> *mut c_void {
+unsafe extern "C" fn km_load<K: Kind>(reference: *const c_void, size: usize) -> *mut c_void {
     guard(None, "keymgmt_load", ptr::null_mut(), || {
         // SAFETY: OpenSSL passes the reference bytes our store produced,
         // during the store's object callback.
         match unsafe { KeyRef::load(reference, size) } {
-            Some(k) if k.kind == kind_of::<K>() || (K == RSA_PSS && k.kind == KeyKind::Rsa) => {
+            Some(k)
+                if k.kind == kind_of::<K>()
+                    || (K::KIND == KeyKind::RsaPss && k.kind == KeyKind::Rsa) =>
+            {
                 into_raw(KeyData {
                     kind: kind_of::<K>(),
                     ..k
@@ -156,7 +175,7 @@ unsafe fn public_from_params(kind: KeyKind, params: *const OSSL_PARAM) -> Option
     }
 }
 
-unsafe extern "C" fn km_import<const K: u8>(
+unsafe extern "C" fn km_import<K: Kind>(
     keydata_p: *mut c_void,
     selection: c_int,
     params: *const OSSL_PARAM,
@@ -208,25 +227,25 @@ static EC_DOMAIN_TYPES: ParamTable<2> = ParamTable([
 ]);
 static NO_TYPES: ParamTable<1> = ParamTable([END]);
 
-fn key_types<const K: u8>(selection: c_int) -> *const OSSL_PARAM {
+fn key_types<K: Kind>(selection: c_int) -> *const OSSL_PARAM {
     if selection & (SEL_PUBLIC | SEL_PRIVATE) != 0 {
-        if K == EC {
+        if K::KIND == KeyKind::Ec {
             EC_KEY_TYPES.as_ptr()
         } else {
             RSA_KEY_TYPES.as_ptr()
         }
-    } else if selection & SEL_DOMAIN != 0 && K == EC {
+    } else if selection & SEL_DOMAIN != 0 && K::KIND == KeyKind::Ec {
         EC_DOMAIN_TYPES.as_ptr()
     } else {
         NO_TYPES.as_ptr()
     }
 }
 
-unsafe extern "C" fn km_import_types<const K: u8>(selection: c_int) -> *const OSSL_PARAM {
+unsafe extern "C" fn km_import_types<K: Kind>(selection: c_int) -> *const OSSL_PARAM {
     key_types::<K>(selection)
 }
 
-unsafe extern "C" fn km_export_types<const K: u8>(selection: c_int) -> *const OSSL_PARAM {
+unsafe extern "C" fn km_export_types<K: Kind>(selection: c_int) -> *const OSSL_PARAM {
     key_types::<K>(selection)
 }
 
@@ -334,17 +353,17 @@ static EC_GETTABLE: ParamTable<11> = ParamTable([
     END,
 ]);
 
-unsafe extern "C" fn km_gettable_params<const K: u8>(_provctx: *mut c_void) -> *const OSSL_PARAM {
-    if K == EC {
+unsafe extern "C" fn km_gettable_params<K: Kind>(_provctx: *mut c_void) -> *const OSSL_PARAM {
+    if K::KIND == KeyKind::Ec {
         EC_GETTABLE.as_ptr()
     } else {
         RSA_GETTABLE.as_ptr()
     }
 }
 
-unsafe extern "C" fn km_query_operation_name<const K: u8>(operation_id: c_int) -> *const c_char {
+unsafe extern "C" fn km_query_operation_name<K: Kind>(operation_id: c_int) -> *const c_char {
     if operation_id as u32 == OSSL_OP_SIGNATURE {
-        if K == EC {
+        if K::KIND == KeyKind::Ec {
             return c"ECDSA".as_ptr();
         }
         return c"RSA".as_ptr();
@@ -370,19 +389,19 @@ unsafe extern "C" fn km_dup(from: *const c_void, selection: c_int) -> *mut c_voi
 }
 
 macro_rules! keymgmt_table {
-    ($name:ident, $k:expr) => {
+    ($name:ident, $k:ty) => {
         /// The dispatch table of one key type.
         pub static $name: [OSSL_DISPATCH; 14] = [
             entry!(
                 OSSL_FUNC_KEYMGMT_NEW,
                 OSSL_FUNC_keymgmt_new_fn,
-                km_new::<{ $k }>
+                km_new::<$k>
             ),
             entry!(OSSL_FUNC_KEYMGMT_FREE, OSSL_FUNC_keymgmt_free_fn, km_free),
             entry!(
                 OSSL_FUNC_KEYMGMT_LOAD,
                 OSSL_FUNC_keymgmt_load_fn,
-                km_load::<{ $k }>
+                km_load::<$k>
             ),
             entry!(OSSL_FUNC_KEYMGMT_HAS, OSSL_FUNC_keymgmt_has_fn, km_has),
             entry!(
@@ -393,12 +412,12 @@ macro_rules! keymgmt_table {
             entry!(
                 OSSL_FUNC_KEYMGMT_IMPORT,
                 OSSL_FUNC_keymgmt_import_fn,
-                km_import::<{ $k }>
+                km_import::<$k>
             ),
             entry!(
                 OSSL_FUNC_KEYMGMT_IMPORT_TYPES,
                 OSSL_FUNC_keymgmt_import_types_fn,
-                km_import_types::<{ $k }>
+                km_import_types::<$k>
             ),
             entry!(
                 OSSL_FUNC_KEYMGMT_EXPORT,
@@ -408,7 +427,7 @@ macro_rules! keymgmt_table {
             entry!(
                 OSSL_FUNC_KEYMGMT_EXPORT_TYPES,
                 OSSL_FUNC_keymgmt_export_types_fn,
-                km_export_types::<{ $k }>
+                km_export_types::<$k>
             ),
             entry!(
                 OSSL_FUNC_KEYMGMT_GET_PARAMS,
@@ -418,12 +437,12 @@ macro_rules! keymgmt_table {
             entry!(
                 OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS,
                 OSSL_FUNC_keymgmt_gettable_params_fn,
-                km_gettable_params::<{ $k }>
+                km_gettable_params::<$k>
             ),
             entry!(
                 OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,
                 OSSL_FUNC_keymgmt_query_operation_name_fn,
-                km_query_operation_name::<{ $k }>
+                km_query_operation_name::<$k>
             ),
             entry!(OSSL_FUNC_KEYMGMT_DUP, OSSL_FUNC_keymgmt_dup_fn, km_dup),
             DISPATCH_END,
@@ -431,16 +450,13 @@ macro_rules! keymgmt_table {
     };
 }
 
-keymgmt_table!(RSA_KEYMGMT, RSA);
-keymgmt_table!(RSA_PSS_KEYMGMT, RSA_PSS);
-keymgmt_table!(EC_KEYMGMT, EC);
+keymgmt_table!(RSA_KEYMGMT, RsaKeys);
+keymgmt_table!(RSA_PSS_KEYMGMT, RsaPssKeys);
+keymgmt_table!(EC_KEYMGMT, EcKeys);
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::SystemTime;
-
-    use ks_common::KeyEntry;
 
     use super::*;
     use crate::core::ProvCtx;
@@ -456,20 +472,7 @@ mod tests {
     }
 
     fn reference(public: PublicKey) -> KeyData {
-        let entry = KeyEntry {
-            keyid: "key2".into(),
-            keyinfo: String::new(),
-            certificate_der: Vec::new(),
-            spki_der: Vec::new(),
-            public_key: public.clone(),
-            subject_der: Vec::new(),
-            issuer_der: Vec::new(),
-            serial_der: Vec::new(),
-            not_before: SystemTime::UNIX_EPOCH,
-            not_after: SystemTime::UNIX_EPOCH,
-            approvers: None,
-            algorithm: None,
-        };
+        let entry = crate::key::test_entry("key2", public.clone());
         let remote = Arc::new(Remote {
             prov: Arc::new(ProvCtx::detached(Default::default())),
             entry: Arc::new(entry),
@@ -482,7 +485,7 @@ mod tests {
 
     unsafe extern "C" fn import_into(params: *const OSSL_PARAM, arg: *mut c_void) -> c_int {
         // SAFETY: `arg` is the keydata pointer the test passes.
-        unsafe { km_import::<EC>(arg, SEL_PUBLIC | SEL_DOMAIN, params) }
+        unsafe { km_import::<EcKeys>(arg, SEL_PUBLIC | SEL_DOMAIN, params) }
     }
 
     #[test]
@@ -491,7 +494,7 @@ mod tests {
         // SAFETY: `key` and `copy` are keydata made by this module; each is freed once.
         unsafe {
             assert_eq!(km_has(key, SEL_PRIVATE | SEL_PUBLIC), 1);
-            let copy = km_new::<EC>(ptr::null_mut());
+            let copy = km_new::<EcKeys>(ptr::null_mut());
             assert_eq!(km_has(copy, SEL_PUBLIC), 0);
             // Asking for the private half fails; the public half exports.
             assert_eq!(
@@ -515,7 +518,7 @@ mod tests {
                 .octets(OSSL_PKEY_PARAM_PRIV_KEY, &[1; 32]);
             let arr = b.build();
             assert_eq!(
-                km_import::<EC>(copy, SEL_PRIVATE | SEL_PUBLIC, arr.as_ptr()),
+                km_import::<EcKeys>(copy, SEL_PRIVATE | SEL_PUBLIC, arr.as_ptr()),
                 0
             );
             km_free(copy);

@@ -9,8 +9,17 @@
 //! - SIGNATURE for RSA PKCS#1 v1.5, RSA-PSS and ECDSA: hashing here, signing
 //!   on KeyServer, verification locally ([`signature`]).
 //!
-//! All KeyServer work goes through `ks_common`. The ABI comes from bindgen
-//! over the installed OpenSSL headers ([`ffi`]); no libcrypto is linked.
+//! All KeyServer work goes through `ks_common`: the provider holds a
+//! [`ks_common::signer::Signer`] ([`core::ProvCtx::signer`]) and translates
+//! OSSL_PARAMs into a [`ks_common::intent::SignIntent`], where every signing
+//! rule lives. The ABI comes from bindgen over the installed OpenSSL headers
+//! ([`ffi`]); no libcrypto is linked.
+//!
+//! Where to start reading: [`provider`] (`OSSL_provider_init` and the algorithm
+//! tables), [`dispatch`] (the `entry!` tables checked against OpenSSL's
+//! types), then [`store`] → [`keymgmt`] → [`signature`], the path of
+//! `openssl dgst -sign ks:key1`. [`core`] holds the context and the one way
+//! errors reach OpenSSL.
 
 pub mod algid;
 pub mod core;

@@ -138,7 +138,7 @@ static REASONS: Items<{ REASON_STRINGS.len() + 1 }> = {
     let mut i = 0;
     while i < REASON_STRINGS.len() {
         items[i] = OSSL_ITEM {
-            id: REASON_STRINGS[i].0 as u32,
+            id: REASON_STRINGS[i].0.code(),
             ptr: REASON_STRINGS[i].1.as_ptr() as *mut c_void,
         };
         i += 1;

@@ -103,9 +103,9 @@ impl StoreCtx {
 
 fn open(prov: Arc<ProvCtx>, uri: &str) -> PResult<StoreCtx> {
     let target = parse_uri(uri)?;
-    let client = prov.client()?;
+    let signer = prov.signer()?;
     let keys: Vec<Arc<Remote>> = match target {
-        Target::All => client
+        Target::All => signer
             .keys()?
             .iter()
             .map(|e| {
@@ -117,7 +117,7 @@ fn open(prov: Arc<ProvCtx>, uri: &str) -> PResult<StoreCtx> {
             .collect(),
         Target::Key(id) => vec![Arc::new(Remote {
             prov: Arc::clone(&prov),
-            entry: Arc::new(client.key(&id)?),
+            entry: Arc::new(signer.key(&id)?),
         })],
     };
     Ok(StoreCtx {

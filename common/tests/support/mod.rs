@@ -1,10 +1,9 @@
-//! Shared helpers for the integration tests: clients and `ksc` runs against a dev KeyServer.
+//! Shared helpers for the integration tests: clients against a dev KeyServer (the `ksc` runs are
+//! in common/cli/tests/support, which includes this file).
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use ks_common::config::ALL_VARIABLES;
 use ks_common::{Client, Config, Settings};
 use ks_devserver::harness::DevServer;
 
@@ -31,44 +30,6 @@ pub fn with(mut env: Vec<(String, String)>, key: &str, value: &str) -> Vec<(Stri
 pub fn client(settings: &[(String, String)]) -> Client {
     let s: Settings = settings.iter().cloned().collect();
     Client::new(Config::resolve(&s, &Settings::new()).expect("test config"))
-}
-
-/// Runs the real `ksc` binary with exactly these KSC_* variables.
-pub fn ksc_cmd(env: &[(String, String)], args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ksc"));
-    for v in ALL_VARIABLES {
-        cmd.env_remove(v);
-    }
-    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    cmd.args(args);
-    cmd
-}
-
-/// Runs `ksc` and returns its output.
-pub fn ksc(env: &[(String, String)], args: &[&str]) -> Output {
-    ksc_cmd(env, args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ksc: {e}"))
-}
-
-/// Runs `ksc`, asserts success, returns stdout.
-pub fn ksc_ok(env: &[(String, String)], args: &[&str]) -> String {
-    let out = ksc(env, args);
-    assert!(
-        out.status.success(),
-        "ksc {args:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-/// Runs `ksc`, asserts exit code `code`, returns stderr.
-pub fn ksc_code(env: &[(String, String)], args: &[&str], code: i32) -> String {
-    let out = ksc(env, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(code), "ksc {args:?}: {stderr}");
-    stderr
 }
 
 /// Fails (never skips) when a tool is missing, naming the Debian package.

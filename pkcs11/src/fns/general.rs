@@ -6,9 +6,9 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 
 use super::{token, STATE};
-use crate::backend::client_factory;
 use crate::error::Result;
 use crate::ffi::{crate_version, guard, out, padded};
+use crate::token::client_factory;
 use crate::token::Token;
 
 /// `C_Initialize`: validates `CK_C_INITIALIZE_ARGS` and creates the token

@@ -3,11 +3,19 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Parses a Go-style duration (`1h`, `50ms`, `1m30s`, `10s`, `0s`), as the
-/// clients' configuration does, so the same strings work everywhere.
+/// clients' configuration does, so the same strings work everywhere. An own copy
+/// (the dev server is a test oracle and does not link ks-common) with the same
+/// grammar: a leading `+` is allowed, negatives are refused, and a number without
+/// a unit is an error unless it is `0`. common/tests/duration_grammar.rs pins this
+/// copy and ks-common's parser to the same cases.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty duration".into());
+    }
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.starts_with('-') {
+        return Err(format!("duration {s:?} is negative"));
     }
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -32,7 +40,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         rest = &rest[unit_end..];
         let secs = match unit {
             "ns" => value / 1e9,
-            "us" | "µs" => value / 1e6,
+            "us" | "µs" | "μs" => value / 1e6,
             "ms" => value / 1e3,
             "s" => value,
             "m" => value * 60.0,

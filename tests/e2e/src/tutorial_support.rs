@@ -53,7 +53,7 @@ pub fn target_and_profile() -> (PathBuf, String) {
 pub fn artefact(name: &str) -> PathBuf {
     let p = profile_dir().join(name);
     let package = match name {
-        "ksc" => "ks-common",
+        "ksc" => "ks-cli",
         "ks-devserver" => "ks-devserver",
         "libkeyserver.so" => "ks-provider",
         "libpkcs11ks.so" => "ks-pkcs11",

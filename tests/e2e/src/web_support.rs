@@ -56,7 +56,7 @@ pub fn ksc_binary() -> PathBuf {
     let p = profile_dir().join("ksc");
     assert!(
         p.is_file(),
-        "{} is not built; run `cargo build -p ks-common --bin ksc` (cargo test --workspace builds it)",
+        "{} is not built; run `cargo build -p ks-cli` (cargo test --workspace builds it)",
         p.display()
     );
     p

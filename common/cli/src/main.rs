@@ -511,18 +511,9 @@ fn unix(t: std::time::SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// `YYYY-MM-DD` (UTC) for the key table.
+/// `YYYY-MM-DD` (UTC) for the key table (1970-01-01 for times before it).
 fn date(t: std::time::SystemTime) -> String {
-    let days = (unix(t) / 86400) as i64;
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = ks_common::date::ymd(t).unwrap_or((1970, 1, 1));
     format!("{y:04}-{m:02}-{d:02}")
 }
 
