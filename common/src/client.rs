@@ -49,7 +49,7 @@ impl Client {
     /// The one way from settings to a working client: configuration from `overrides` (the
     /// environment and `KSC_CONFIG` still win, see [`Config::load`]), logging started from it
     /// (once per process), and a client that does no I/O yet. `ksc` and
-    /// [`crate::signer::connect`] (the adapters) use it.
+    /// `signer::connect` (the adapters) use it.
     pub fn connect(overrides: &crate::config::Settings) -> Result<Client> {
         let config = Config::load(overrides)?;
         crate::logging::init(&config);
