@@ -46,6 +46,16 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// The one way from settings to a working client: configuration from `overrides` (the
+    /// environment and `KSC_CONFIG` still win, see [`Config::load`]), logging started from it
+    /// (once per process), and a client that does no I/O yet. `ksc` and
+    /// `signer::connect` (the adapters) use it.
+    pub fn connect(overrides: &crate::config::Settings) -> Result<Client> {
+        let config = Config::load(overrides)?;
+        crate::logging::init(&config);
+        Ok(Client::new(config))
+    }
+
     /// A client for `config`; does no I/O (the HTTPS client is created on first use).
     pub fn new(config: Config) -> Client {
         Client {

@@ -22,14 +22,12 @@
 //! Typical use by an adapter:
 //!
 //! ```no_run
-//! use ks_common::{Client, Config, Settings, SignRequest, HashAlg, ErrorKind};
+//! use ks_common::{Client, Settings, SignRequest, HashAlg, ErrorKind};
 //!
 //! // Provider parameters from openssl.cnf go into `overrides`; the environment still wins.
 //! let mut overrides = Settings::new();
 //! overrides.insert("KSC_API_SERVER".into(), "https://keyserver.example:8200".into());
-//! let config = Config::load(&overrides)?;
-//! ks_common::logging::init(&config);
-//! let client = std::sync::Arc::new(Client::new(config)); // no I/O yet
+//! let client = std::sync::Arc::new(Client::connect(&overrides)?); // config + logging; no I/O yet
 //! let key = client.key("key1")?;                         // first use fetches the catalog
 //! let digest = ks_common::hash::digest(HashAlg::Sha256, b"firmware");
 //! let request = SignRequest::RsaPkcs1 { hash: HashAlg::Sha256, digest };

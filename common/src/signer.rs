@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::client::Client;
-use crate::config::{Config, Settings};
+use crate::config::Settings;
 use crate::error::Result;
 use crate::keys::KeyEntry;
 use crate::sign::SignRequest;
@@ -39,13 +39,10 @@ impl Signer for Client {
     }
 }
 
-/// The production signer: configuration from `overrides` (openssl.cnf parameters; the
-/// environment and `KSC_CONFIG` still win, see [`Config::load`]), logging initialised from it,
-/// and a [`Client`] that does no I/O until used.
+/// The production signer: [`Client::connect`] (configuration from `overrides`, such as
+/// openssl.cnf parameters, with the environment winning; logging started once; no I/O yet).
 pub fn connect(overrides: &Settings) -> Result<Arc<dyn Signer>> {
-    let config = Config::load(overrides)?;
-    crate::logging::init(&config);
-    Ok(Arc::new(Client::new(config)))
+    Ok(Arc::new(Client::connect(overrides)?))
 }
 
 /// A signer without a server, for the adapters' unit tests.

@@ -18,7 +18,7 @@ use ks_common::hash::{HashAlg, Hasher};
 use ks_common::keys::{KeyEntry, PublicKey};
 use ks_common::operation::{OperationSpec, OperationStatus};
 use ks_common::sign::{EcdsaFormat, SignRequest};
-use ks_common::{Client, Config, Settings};
+use ks_common::{Client, Settings};
 
 /// `println!` that ends quietly when stdout is closed (`ksc keys | head -1`) instead of panicking.
 macro_rules! outln {
@@ -288,9 +288,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     if let Some(c) = &cli.config {
         overrides.insert("KSC_CONFIG".into(), c.display().to_string());
     }
-    let config = Config::load(&overrides)?;
-    ks_common::logging::init(&config);
-    let client = Client::new(config);
+    let client = Client::connect(&overrides)?;
     let json_out = cli.json;
     match cli.command {
         Command::Token => {
