@@ -19,7 +19,7 @@ echo "== cargo build (all targets, so the suites find ks-devserver, ksc and the 
 cargo build --workspace --all-targets --locked
 
 echo "== cargo test" >&2
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
 
 # The provider must work on the OpenSSL that Debian/Ubuntu ship (tested above)
 # and on the current LTS and 4.0, built once from the pinned openssl-src crates
