@@ -326,26 +326,19 @@ fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd), String> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// `n` processes spawned and waiting at the gate; [`Fanout::release`] starts them.
-pub struct Fanout {
+/// Processes spawned and held at one gate; [`Gated::release`] starts them all.
+pub struct Gated {
     gate: OwnedFd,
-    children: Vec<(FanoutTool, PathBuf, PathBuf, Child)>,
+    children: Vec<Child>,
 }
 
-/// Writes the files, looks up the key's `CKA_ID` (one key-list request, made
-/// before the caller reads the server's counters) and spawns `n`
-/// single-signature processes (tool `ALL[i % 3]` for process `i`), each held
-/// at the gate.
-pub fn prepare(setup: &FanoutSetup, n: usize) -> Result<Fanout, String> {
-    let (modules, cnf) = prepare_files(setup, n)?;
-    let pkcs11_id = pkcs11_key_id(setup)?;
+/// Spawns every command behind one gate: each runs as `sh -c 'read; exec
+/// program args'` with the gate as stdin, so nothing of the program runs
+/// before [`Gated::release`]. The program itself gets /dev/null as stdin.
+pub fn gate(commands: Vec<Command>) -> Result<Gated, String> {
     let (gate_read, gate_write) = cloexec_pipe()?;
-    let mut children = Vec::with_capacity(n);
-    for i in 0..n {
-        let tool = FanoutTool::ALL[i % FanoutTool::ALL.len()];
-        let (inner, data, sig) = tool_command(setup, tool, i, &modules, &cnf, &pkcs11_id);
-        // sh waits for EOF on the gate (its stdin), then becomes the tool
-        // with stdin from /dev/null.
+    let mut children: Vec<Child> = Vec::with_capacity(commands.len());
+    for (i, inner) in commands.into_iter().enumerate() {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg("read -r _gate; exec \"$0\" \"$@\" </dev/null")
@@ -360,54 +353,99 @@ pub fn prepare(setup: &FanoutSetup, n: usize) -> Result<Fanout, String> {
         if let Some(d) = inner.get_current_dir() {
             cmd.current_dir(d);
         }
-        let gate = gate_read
+        let spawned = gate_read
             .try_clone()
-            .map_err(|e| format!("dup the gate: {e}"))?;
-        cmd.stdin(Stdio::from(gate))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match cmd.spawn() {
-            Ok(child) => children.push((tool, data, sig, child)),
+            .map_err(|e| format!("dup the gate: {e}"))
+            .and_then(|g| {
+                cmd.stdin(Stdio::from(g))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| format!("spawn process {i} of the fan-out: {e}"))
+            });
+        match spawned {
+            Ok(child) => children.push(child),
             Err(e) => {
-                // Those already waiting at the gate must not sign: kill them
-                // before the gate closes (when gate_write is dropped).
-                for (_, _, _, mut c) in children {
+                // Those already waiting at the gate must not run: kill them
+                // before the gate opens (when gate_write is dropped).
+                for mut c in children {
                     let _ = c.kill();
                     let _ = c.wait();
                 }
-                return Err(format!("spawn fan-out process {i}: {e}"));
+                return Err(e);
             }
         }
     }
-    Ok(Fanout {
+    Ok(Gated {
         gate: gate_write,
         children,
     })
 }
 
-impl Fanout {
-    /// Opens the gate (closes its only write end) and waits for every process.
-    pub fn release(self) -> Result<FanoutRun, String> {
+impl Gated {
+    /// Opens the gate (closes its only write end) and waits for every
+    /// process; returns the time from the release to the last one reaped and
+    /// the outputs in spawn order.
+    pub fn release(self) -> Result<(Duration, Vec<Output>), String> {
         let started = Instant::now();
         drop(self.gate);
-        let mut outcomes = Vec::with_capacity(self.children.len());
-        for (tool, data, signature, child) in self.children {
+        let mut outputs = Vec::with_capacity(self.children.len());
+        for child in self.children {
             // Each child writes a few lines at most: waiting in order cannot
             // block on a full pipe.
-            let output = child
-                .wait_with_output()
-                .map_err(|e| format!("wait for a fan-out process: {e}"))?;
-            outcomes.push(FanoutOutcome {
+            outputs.push(
+                child
+                    .wait_with_output()
+                    .map_err(|e| format!("wait for a fan-out process: {e}"))?,
+            );
+        }
+        Ok((started.elapsed(), outputs))
+    }
+}
+
+/// `n` single-signature processes held at a gate; [`Fanout::release`] starts them.
+pub struct Fanout {
+    gated: Gated,
+    files: Vec<(FanoutTool, PathBuf, PathBuf)>,
+}
+
+/// Writes the files, looks up the key's `CKA_ID` (one key-list request, made
+/// before the caller reads the server's counters) and spawns `n`
+/// single-signature processes (tool `ALL[i % 3]` for process `i`), each held
+/// at the gate.
+pub fn prepare(setup: &FanoutSetup, n: usize) -> Result<Fanout, String> {
+    let (modules, cnf) = prepare_files(setup, n)?;
+    let pkcs11_id = pkcs11_key_id(setup)?;
+    let mut commands = Vec::with_capacity(n);
+    let mut files = Vec::with_capacity(n);
+    for i in 0..n {
+        let tool = FanoutTool::ALL[i % FanoutTool::ALL.len()];
+        let (cmd, data, sig) = tool_command(setup, tool, i, &modules, &cnf, &pkcs11_id);
+        commands.push(cmd);
+        files.push((tool, data, sig));
+    }
+    Ok(Fanout {
+        gated: gate(commands)?,
+        files,
+    })
+}
+
+impl Fanout {
+    /// Opens the gate and waits for every process.
+    pub fn release(self) -> Result<FanoutRun, String> {
+        let (wall, outputs) = self.gated.release()?;
+        let outcomes = self
+            .files
+            .into_iter()
+            .zip(outputs)
+            .map(|((tool, data, signature), output)| FanoutOutcome {
                 tool,
                 data,
                 signature,
                 output,
-            });
-        }
-        Ok(FanoutRun {
-            wall: started.elapsed(),
-            outcomes,
-        })
+            })
+            .collect();
+        Ok(FanoutRun { wall, outcomes })
     }
 }
 
