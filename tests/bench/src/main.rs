@@ -233,4 +233,19 @@ mod tests {
         assert!(bad.number("--count").is_err());
         assert!(a.required("--key").is_err());
     }
+
+    #[test]
+    fn memory_child_refuses_an_unknown_path_and_a_zero_count() {
+        let args = |v: &[&str]| Args(v.iter().map(|s| s.to_string()).collect());
+        let e = child_memory(&args(&["--via", "floor", "--key", "key2", "--rsa", "0"]))
+            .expect_err("the floor has no memory run");
+        assert!(e.contains("unknown --via"), "{e}");
+        let e = child_memory(&args(&[
+            "--via", "pkcs11", "--key", "key2", "--rsa", "0", "--count", "0",
+        ]))
+        .expect_err("zero signatures");
+        assert!(e.contains("positive number"), "{e}");
+        let e = child_memory(&args(&["--via", "pkcs11", "--rsa", "0"])).expect_err("no key");
+        assert!(e.contains("--key is required"), "{e}");
+    }
 }
