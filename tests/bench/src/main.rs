@@ -10,6 +10,7 @@ mod floor;
 mod measure;
 mod pkcs11;
 mod provider;
+mod rss;
 mod run;
 
 use std::path::PathBuf;
@@ -41,12 +42,14 @@ pub fn bench_digest() -> Vec<u8> {
 }
 
 const USAGE: &str = "\
-usage: ks-bench run [--quick] [--batch N] [--runs N] [--out FILE]
+usage: ks-bench run [--quick] [--batch N] [--runs N] [--fanout N] [--memory N] [--out FILE]
        ks-bench batch --via floor|pkcs11|provider --key KEYID --rsa 0|1 --count N --threads N
+       ks-bench memory --via pkcs11|provider --key KEYID --rsa 0|1 --count N --warmup N
        ks-bench cold --key KEYID --rsa 0|1
 
-`run` (what scripts/bench.sh calls) starts the dev KeyServer and measures everything.
-`batch` and `cold` are the child processes it measures; they read KSC_API_SERVER,
+`run` (what scripts/bench.sh calls) starts the dev KeyServer and measures everything;
+--fanout N processes at once (default 200), --memory N signatures per RSS run (default 100000).
+`batch`, `memory` and `cold` are the child processes it measures; they read KSC_API_SERVER,
 KSC_CA_FILE, KSC_ID_TOKEN, KSC_OPERATION_ID and KS_BENCH_MODULE / KS_BENCH_MODULES_DIR.";
 
 /// `--name value` pairs after the subcommand.
@@ -99,6 +102,18 @@ fn child_batch(args: &Args) -> Result<serde_json::Value, String> {
         "pkcs11" => pkcs11::batch(&env_path("KS_BENCH_MODULE")?, key, rsa, count, threads),
         "provider" => provider::batch(&env_path("KS_BENCH_MODULES_DIR")?, key, count, threads),
         "floor" => floor_batch(key, rsa, count, threads),
+        other => Err(format!("unknown --via {other:?}\n{USAGE}")),
+    }
+}
+
+fn child_memory(args: &Args) -> Result<serde_json::Value, String> {
+    let key = args.required("--key")?;
+    let rsa = args.required("--rsa")? == "1";
+    let count = args.number("--count")?.unwrap_or(100_000);
+    let warmup = args.number("--warmup")?.unwrap_or(1000);
+    match args.required("--via")? {
+        "pkcs11" => pkcs11::memory(&env_path("KS_BENCH_MODULE")?, key, rsa, count, warmup),
+        "provider" => provider::memory(&env_path("KS_BENCH_MODULES_DIR")?, key, count, warmup),
         other => Err(format!("unknown --via {other:?}\n{USAGE}")),
     }
 }
@@ -166,13 +181,16 @@ fn main() -> ExitCode {
     let args = Args(argv.collect());
     let result = match sub.as_str() {
         "run" => args.number("--batch").and_then(|batch| {
-            run::run(
-                args.flag("--quick"),
+            run::run(run::Options {
+                quick: args.flag("--quick"),
                 batch,
-                args.number("--runs")?,
-                args.value("--out").map(PathBuf::from),
-            )
+                runs: args.number("--runs")?,
+                fanout: args.number("--fanout")?,
+                memory: args.number("--memory")?,
+                out: args.value("--out").map(PathBuf::from),
+            })
         }),
+        "memory" => child_memory(&args).map(|v| println!("{v}")),
         "batch" => child_batch(&args).map(|v| println!("{v}")),
         "cold" => args.required("--key").and_then(|key| {
             let rsa = args.value("--rsa") == Some("1");
@@ -214,5 +232,20 @@ mod tests {
         let bad = Args(vec!["--count".into(), "0".into()]);
         assert!(bad.number("--count").is_err());
         assert!(a.required("--key").is_err());
+    }
+
+    #[test]
+    fn memory_child_refuses_an_unknown_path_and_a_zero_count() {
+        let args = |v: &[&str]| Args(v.iter().map(|s| s.to_string()).collect());
+        let e = child_memory(&args(&["--via", "floor", "--key", "key2", "--rsa", "0"]))
+            .expect_err("the floor has no memory run");
+        assert!(e.contains("unknown --via"), "{e}");
+        let e = child_memory(&args(&[
+            "--via", "pkcs11", "--key", "key2", "--rsa", "0", "--count", "0",
+        ]))
+        .expect_err("zero signatures");
+        assert!(e.contains("positive number"), "{e}");
+        let e = child_memory(&args(&["--via", "pkcs11", "--rsa", "0"])).expect_err("no key");
+        assert!(e.contains("--key is required"), "{e}");
     }
 }

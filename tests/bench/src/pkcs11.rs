@@ -138,3 +138,24 @@ pub fn cold(module: &Path, keyid: &str, rsa: bool) -> Result<Value, String> {
         "first_signature_ms": crate::measure::ms(first),
     }))
 }
+
+/// `count` signatures on one session after `warmup`, with the RSS sampled
+/// (see [`crate::rss::track`]).
+pub fn memory(
+    module: &Path,
+    keyid: &str,
+    rsa: bool,
+    count: usize,
+    warmup: usize,
+) -> Result<Value, String> {
+    let (p, slot) = open(module)?;
+    let session = p.open_ro_session(slot).map_err(err("C_OpenSession"))?;
+    let key = private_key(&session, keyid)?;
+    let (mech, input) = mechanism_and_input(rsa, &crate::bench_digest());
+    crate::rss::track(count, warmup, || {
+        session
+            .sign(&mech, key, &input)
+            .map(|_| ())
+            .map_err(err("C_Sign"))
+    })
+}

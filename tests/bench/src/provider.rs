@@ -236,3 +236,26 @@ pub fn batch(
         "per_second": count as f64 / elapsed.as_secs_f64(),
     }))
 }
+
+/// Loads the providers and the key, then `count` EVP_DigestSign calls on one
+/// context after `warmup`, with the RSS sampled (see [`crate::rss::track`]).
+pub fn memory(
+    modules_dir: &Path,
+    keyid: &str,
+    count: usize,
+    warmup: usize,
+) -> Result<Value, String> {
+    load_providers(modules_dir)?;
+    let key = load_private_key(&format!("ks:{keyid}"))?;
+    let msg = crate::bench_message();
+    let mut sig = vec![0u8; 1024];
+    // SAFETY: allocates a context this function owns and frees below.
+    let ctx = unsafe { EVP_MD_CTX_new() };
+    if ctx.is_null() {
+        return Err("EVP_MD_CTX_new failed".into());
+    }
+    let result = crate::rss::track(count, warmup, || sign_once(ctx, &key, &msg, &mut sig));
+    // SAFETY: frees the context allocated above, no longer used.
+    unsafe { EVP_MD_CTX_free(ctx) };
+    result
+}
