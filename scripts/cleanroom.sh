@@ -221,11 +221,15 @@ else
   record "debootstrap root" "$(elapsed "$start")" ok
 fi
 
-# The machine's network set-up, and nothing more: its resolver and the CA of
-# the TLS-intercepting proxy these machines reach the registries through.
+# The machine's network set-up, and nothing more: its resolver, the CA of the
+# TLS-intercepting proxy these machines reach the registries through, and the
+# /etc/hosts every installed Debian has.
 add_network_setup() {
   local root=$1
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # What Debian's installer writes and debootstrap does not: without it
+  # "localhost" does not resolve (chromedriver reaches Chromium by that name).
+  [ -e "$root/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
   mkdir -p "$root/usr/local/share/ca-certificates"
   if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
