@@ -97,7 +97,7 @@ impl Client {
                 authorization: Some(format!("Bearer {token}")),
                 body: body.clone(),
             };
-            log::debug!("{} {}", req.method, req.url);
+            log::debug!("{} {}", req.method, crate::redact::url(&req.url));
             let resp = self.http.execute(&req, policy)?;
             log::debug!("{} {} -> HTTP {}", req.method, req.url.path(), resp.status);
             if resp.status == 401 {

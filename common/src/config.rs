@@ -108,8 +108,14 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hide = |o: &Option<String>| o.as_ref().map(|_| "<hidden>");
         f.debug_struct("Config")
-            .field("api_server", &self.api_server)
-            .field("auth_server", &self.auth_server)
+            .field(
+                "api_server",
+                &self.api_server.as_deref().map(crate::redact::userinfo),
+            )
+            .field(
+                "auth_server",
+                &self.auth_server.as_deref().map(crate::redact::userinfo),
+            )
             .field("client_id", &self.client_id)
             .field("client_secret", &hide(&self.client_secret))
             .field("id_token", &hide(&self.id_token))

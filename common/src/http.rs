@@ -209,7 +209,14 @@ impl Http {
             maybe_sent: false,
             retryable: false,
         })?;
-        let mut builder = engine.client.request(req.method.clone(), req.url.clone());
+        // KeyServer authenticates with the bearer token; userinfo in a server URL would make
+        // reqwest send it as Basic credentials instead (and put the password on the wire).
+        let mut url = req.url.clone();
+        if !url.username().is_empty() || url.password().is_some() {
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+        }
+        let mut builder = engine.client.request(req.method.clone(), url);
         if let Some(auth) = &req.authorization {
             builder = builder.header(reqwest::header::AUTHORIZATION, auth);
         }
@@ -309,6 +316,8 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 /// Maps a reqwest error to our error and whether the server may have seen the request.
 fn classify(e: reqwest::Error) -> Failure {
     let chain = error_chain_text(&e);
+    // The kept cause must not carry the URL either: whoever walks `source()` would print it.
+    let e = e.without_url();
     if e.is_connect() {
         // The connector failed: TCP connect, or the TLS handshake. No request bytes were sent.
         let tls = is_certificate_error(&e, &chain);
@@ -358,8 +367,9 @@ fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = err.source();
     }
-    // URLs in reqwest errors carry no secrets (tokens travel in headers), but keep it short.
-    crate::error::sanitize_server_text(&parts.join(": "), 400)
+    // Tokens travel in headers, never in reqwest's texts, but the URL it names may carry
+    // userinfo.
+    crate::redact::userinfo(&crate::error::sanitize_server_text(&parts.join(": "), 400))
 }
 
 fn is_certificate_error(e: &(dyn std::error::Error + 'static), chain: &str) -> bool {

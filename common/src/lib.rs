@@ -55,6 +55,7 @@ pub mod keys;
 pub mod log_spec;
 pub mod logging;
 pub mod operation;
+pub mod redact;
 pub mod sign;
 pub mod signer;
 pub mod token;
