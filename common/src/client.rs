@@ -14,7 +14,7 @@ use crate::catalog;
 use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_ID_TOKEN};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
-use crate::http::{join_url, Http, Request, Response, RetryPolicy};
+use crate::http::{join_url, CallDeadline, Http, Request, Response, RetryPolicy};
 use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
 use crate::sign::{pad_description, SignRequest};
@@ -69,6 +69,7 @@ impl Client {
 
     /// A valid bearer token (`KSC_ID_TOKEN`, or a cached/fresh client-credentials token).
     pub fn token(&self) -> Result<String> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         self.tokens.get(&self.config, &self.http)
     }
 
@@ -116,6 +117,7 @@ impl Client {
     /// The key catalog (`GET /api/keys`), fetched once per process and cached. A failed fetch
     /// is not cached.
     pub fn keys(&self) -> Result<Arc<Vec<KeyEntry>>> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         // Held across the fetch so concurrent first callers cause one GET, not many.
         let mut g = self
             .keys
@@ -147,6 +149,12 @@ impl Client {
     /// retries, an approval wait of up to `KSC_APPROVAL_TIMEOUT` when the operation is pending,
     /// and local verification of the returned signature before it is handed out.
     pub fn sign(&self, keyid: &str, request: &SignRequest) -> Result<Vec<u8>> {
+        // The approval wait is the user's own, separate bound; the deadline covers the rest.
+        let _deadline = CallDeadline::start(
+            self.config
+                .deadline
+                .saturating_add(self.config.approval_timeout),
+        );
         let op = self.config.require_operation_id()?.to_string();
         let ctx = |e: Error| e.with_key(keyid).with_operation(&op);
         let entry = self.key(keyid).map_err(ctx)?;
@@ -256,6 +264,7 @@ impl Client {
     /// Creates an operation (`POST /api/operations`); returns its id. Never repeated once it may
     /// have reached the server (a repeat would create a second operation).
     pub fn create_operation(&self, spec: &OperationSpec) -> Result<String> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         let body = spec.to_json()?;
         let resp = self.api(
             Method::POST,
@@ -277,6 +286,7 @@ impl Client {
 
     /// The status of operation `id` (`GET /api/operations/{id}`).
     pub fn operation(&self, id: &str) -> Result<OperationStatus> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         let resp = self
             .api(
                 Method::GET,
@@ -297,6 +307,7 @@ impl Client {
     }
 
     fn decide(&self, id: &str, verb: &str) -> Result<OperationStatus> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         let resp = self
             .api(
                 Method::POST,

@@ -162,6 +162,7 @@ pub const CONFIG_PARAMS: &[(&[u8], &str)] = &[
     (b"operation_description\0", "KSC_OPERATION_DESCRIPTION"),
     (b"http_client_timeout\0", "KSC_HTTP_CLIENT_TIMEOUT"),
     (b"approval_timeout\0", "KSC_APPROVAL_TIMEOUT"),
+    (b"deadline\0", "KSC_DEADLINE"),
     (b"client_id\0", "KSC_CLIENT_ID"),
     (b"config\0", "KSC_CONFIG"),
     (b"log\0", "KSC_LOG"),
