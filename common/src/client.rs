@@ -19,6 +19,7 @@ use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
 use crate::sign::{pad_description, SignRequest};
 use crate::token::{jwt_expiry, TokenSource};
+use crate::trust::{TrustPolicy, UntrustedKey};
 
 /// First poll interval while waiting for approval; grows by half each poll.
 const POLL_START: Duration = Duration::from_millis(500);
@@ -31,6 +32,8 @@ pub struct Client {
     http: Http,
     tokens: TokenSource,
     keys: Mutex<Option<Arc<Vec<KeyEntry>>>>,
+    /// Keys of the last fetched catalog that the trust settings refused, with the reasons.
+    untrusted: Mutex<Arc<Vec<UntrustedKey>>>,
     /// Whether the server deduplicates sign orders by `requestid`: learned from the key list's
     /// extension fields or from a sign reply echoing our requestid. Until then a sign order is
     /// only retried when it provably never reached the server.
@@ -53,6 +56,7 @@ impl Client {
             config,
             tokens: TokenSource::new(),
             keys: Mutex::new(None),
+            untrusted: Mutex::new(Arc::new(Vec::new())),
             requestid_supported: AtomicBool::new(false),
         }
     }
@@ -135,14 +139,56 @@ impl Client {
             self.requestid_supported.store(true, Ordering::Relaxed);
         }
         log::debug!("{} keys in the catalog", cat.keys.len());
-        let keys = Arc::new(cat.keys);
+        let mut keys = cat.keys;
+        if let Some(policy) = TrustPolicy::from_config(&self.config)? {
+            let (trusted, untrusted) = policy.partition(keys, std::time::SystemTime::now());
+            // Once per process (the catalog is cached): the adapters leave these keys out.
+            for u in &untrusted {
+                log::warn!("key {} is not offered: {}", u.entry.keyid, u.reason);
+            }
+            keys = trusted;
+            *self
+                .untrusted
+                .lock()
+                .map_err(|_| Error::internal("key cache lock poisoned"))? = Arc::new(untrusted);
+        }
+        let keys = Arc::new(keys);
         *g = Some(keys.clone());
         Ok(keys)
     }
 
-    /// One key of the catalog; `NotFound` names the known keys.
+    /// The listed keys that `KSC_SIGNING_CA_FILE`/`KSC_KEY_PINS` refused, with the reasons
+    /// (empty when neither is set). Fetches the catalog if needed.
+    pub fn untrusted_keys(&self) -> Result<Arc<Vec<UntrustedKey>>> {
+        self.keys()?;
+        Ok(self
+            .untrusted
+            .lock()
+            .map_err(|_| Error::internal("key cache lock poisoned"))?
+            .clone())
+    }
+
+    /// One trusted key of the catalog; `NotFound` names the known keys, an untrusted key is a
+    /// `VerificationFailed` error with the reason.
     pub fn key(&self, keyid: &str) -> Result<KeyEntry> {
-        crate::catalog::find_key(&self.keys()?, keyid)
+        let keys = self.keys()?;
+        if let Some(u) = self
+            .untrusted_keys()?
+            .iter()
+            .find(|u| u.entry.keyid == keyid)
+        {
+            return Err(Error::new(
+                ErrorKind::VerificationFailed,
+                format!("the key is not trusted: {}", u.reason),
+            )
+            .with_key(keyid)
+            .with_remedy(format!(
+                "nothing was signed; check {} and {} (ksc keys shows every key with the reason), and ask the KeyServer administrator which CA issues its signing certificates",
+                crate::config::KSC_SIGNING_CA_FILE,
+                crate::config::KSC_KEY_PINS
+            )));
+        }
+        crate::catalog::find_key(&keys, keyid)
     }
 
     /// Signs under the configured operation (`KSC_OPERATION_ID`), with a fresh requestid, safe

@@ -59,6 +59,7 @@ pub mod redact;
 pub mod sign;
 pub mod signer;
 pub mod token;
+pub mod trust;
 pub mod verify;
 
 pub use client::Client;

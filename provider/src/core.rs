@@ -163,6 +163,8 @@ pub const CONFIG_PARAMS: &[(&[u8], &str)] = &[
     (b"http_client_timeout\0", "KSC_HTTP_CLIENT_TIMEOUT"),
     (b"approval_timeout\0", "KSC_APPROVAL_TIMEOUT"),
     (b"deadline\0", "KSC_DEADLINE"),
+    (b"signing_ca_file\0", "KSC_SIGNING_CA_FILE"),
+    (b"key_pins\0", "KSC_KEY_PINS"),
     (b"client_id\0", "KSC_CLIENT_ID"),
     (b"config\0", "KSC_CONFIG"),
     (b"log\0", "KSC_LOG"),
