@@ -292,10 +292,16 @@ impl Http {
         if let Some(e) = &last {
             message.push_str(&format!("; last: {}", e.message()));
         }
+        // The last failure's advice says what to check (the URL, the CA file...); without one,
+        // name both time settings.
+        let remedy = match &last {
+            Some(e) => format!("{}; or raise {KSC_DEADLINE}", e.remedy()),
+            None => format!(
+                "check the server and the network, or raise {KSC_DEADLINE} (whole call) or {KSC_HTTP_CLIENT_TIMEOUT} (each attempt)"
+            ),
+        };
         let kind = last.as_ref().map_or(ErrorKind::Network, |e| e.kind());
-        Error::new(kind, message).with_remedy(format!(
-            "check the server and the network, or raise {KSC_DEADLINE} (whole call) or {KSC_HTTP_CLIENT_TIMEOUT} (each attempt)"
-        ))
+        Error::new(kind, message).with_remedy(remedy)
     }
 
     fn send_once(
