@@ -63,6 +63,8 @@ Environment:
   KSC_AUTH_SERVER, KSC_CLIENT_ID, KSC_CLIENT_SECRET
                        client credentials to obtain one
   KSC_CA_FILE          extra trust anchors for the KeyServer's TLS certificate
+  KSC_SIGNING_CA_FILE  the CA that issues the KeyServer's signing certificates
+                       (set to the dev KeyServer's signing-ca.pem in a dev run)
   KSC_CONFIG           a ksc config file with any of these settings
   KSC_OPERATION_DESCRIPTION, KSC_HTTP_CLIENT_TIMEOUT, KSC_LOG
                        as documented in README.md (Configuration)
@@ -267,12 +269,15 @@ if [ $mode = dev ]; then
   KSC_AUTH_SERVER=$(json_field auth_url)
   KSC_CA_FILE=$(json_field ca_file)
   signing_ca=$(json_field signing_ca_file)
-  export KSC_API_SERVER KSC_AUTH_SERVER KSC_CA_FILE
+  # Only keys whose certificates this CA issued are used (a server cannot substitute one).
+  KSC_SIGNING_CA_FILE=$signing_ca
+  export KSC_API_SERVER KSC_AUTH_SERVER KSC_CA_FILE KSC_SIGNING_CA_FILE
   info "auth server: $KSC_AUTH_SERVER"
   info "API server:  $KSC_API_SERVER"
   info "TLS CA:      KSC_CA_FILE=$KSC_CA_FILE"
+  info "signing CA:  KSC_SIGNING_CA_FILE=$KSC_SIGNING_CA_FILE"
   # Nothing from the caller's environment may leak into the dev run.
-  unset KSC_ID_TOKEN KSC_CLIENT_ID KSC_CLIENT_SECRET KSC_CONFIG KSC_OPERATION_ID
+  unset KSC_ID_TOKEN KSC_CLIENT_ID KSC_CLIENT_SECRET KSC_CONFIG KSC_OPERATION_ID KSC_KEY_PINS
   # The demo users' client secrets are public: <user>-secret (tests/devserver/README.md).
   as_user() { env -u KSC_ID_TOKEN KSC_CLIENT_ID="$1" KSC_CLIENT_SECRET="$1-secret" "${@:2}"; }
   step "Token: log in as the demo user orderer-client (client credentials)"

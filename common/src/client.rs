@@ -14,11 +14,12 @@ use crate::catalog;
 use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_ID_TOKEN};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
-use crate::http::{join_url, Http, Request, Response, RetryPolicy};
+use crate::http::{join_url, CallDeadline, Http, Request, Response, RetryPolicy};
 use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
 use crate::sign::{pad_description, SignRequest};
 use crate::token::{jwt_expiry, TokenSource};
+use crate::trust::{TrustPolicy, UntrustedKey};
 
 /// First poll interval while waiting for approval; grows by half each poll.
 const POLL_START: Duration = Duration::from_millis(500);
@@ -31,6 +32,8 @@ pub struct Client {
     http: Http,
     tokens: TokenSource,
     keys: Mutex<Option<Arc<Vec<KeyEntry>>>>,
+    /// Keys of the last fetched catalog that the trust settings refused, with the reasons.
+    untrusted: Mutex<Arc<Vec<UntrustedKey>>>,
     /// Whether the server deduplicates sign orders by `requestid`: learned from the key list's
     /// extension fields or from a sign reply echoing our requestid. Until then a sign order is
     /// only retried when it provably never reached the server.
@@ -63,6 +66,7 @@ impl Client {
             config,
             tokens: TokenSource::new(),
             keys: Mutex::new(None),
+            untrusted: Mutex::new(Arc::new(Vec::new())),
             requestid_supported: AtomicBool::new(false),
         }
     }
@@ -79,6 +83,7 @@ impl Client {
 
     /// A valid bearer token (`KSC_ID_TOKEN`, or a cached/fresh client-credentials token).
     pub fn token(&self) -> Result<String> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         self.tokens.get(&self.config, &self.http)
     }
 
@@ -107,7 +112,7 @@ impl Client {
                 authorization: Some(format!("Bearer {token}")),
                 body: body.clone(),
             };
-            log::debug!("{} {}", req.method, req.url);
+            log::debug!("{} {}", req.method, crate::redact::url(&req.url));
             let resp = self.http.execute(&req, policy)?;
             log::debug!("{} {} -> HTTP {}", req.method, req.url.path(), resp.status);
             if resp.status == 401 {
@@ -126,6 +131,7 @@ impl Client {
     /// The key catalog (`GET /api/keys`), fetched once per process and cached. A failed fetch
     /// is not cached.
     pub fn keys(&self) -> Result<Arc<Vec<KeyEntry>>> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         // Held across the fetch so concurrent first callers cause one GET, not many.
         let mut g = self
             .keys
@@ -143,20 +149,68 @@ impl Client {
             self.requestid_supported.store(true, Ordering::Relaxed);
         }
         log::debug!("{} keys in the catalog", cat.keys.len());
-        let keys = Arc::new(cat.keys);
+        let mut keys = cat.keys;
+        if let Some(policy) = TrustPolicy::from_config(&self.config)? {
+            let (trusted, untrusted) = policy.partition(keys, std::time::SystemTime::now());
+            // Once per process (the catalog is cached): the adapters leave these keys out.
+            for u in &untrusted {
+                log::warn!("key {} is not offered: {}", u.entry.keyid, u.reason);
+            }
+            keys = trusted;
+            *self
+                .untrusted
+                .lock()
+                .map_err(|_| Error::internal("key cache lock poisoned"))? = Arc::new(untrusted);
+        }
+        let keys = Arc::new(keys);
         *g = Some(keys.clone());
         Ok(keys)
     }
 
-    /// One key of the catalog; `NotFound` names the known keys.
+    /// The listed keys that `KSC_SIGNING_CA_FILE`/`KSC_KEY_PINS` refused, with the reasons
+    /// (empty when neither is set). Fetches the catalog if needed.
+    pub fn untrusted_keys(&self) -> Result<Arc<Vec<UntrustedKey>>> {
+        self.keys()?;
+        Ok(self
+            .untrusted
+            .lock()
+            .map_err(|_| Error::internal("key cache lock poisoned"))?
+            .clone())
+    }
+
+    /// One trusted key of the catalog; `NotFound` names the known keys, an untrusted key is a
+    /// `VerificationFailed` error with the reason.
     pub fn key(&self, keyid: &str) -> Result<KeyEntry> {
-        crate::catalog::find_key(&self.keys()?, keyid)
+        let keys = self.keys()?;
+        if let Some(u) = self
+            .untrusted_keys()?
+            .iter()
+            .find(|u| u.entry.keyid == keyid)
+        {
+            return Err(Error::new(
+                ErrorKind::VerificationFailed,
+                format!("the key is not trusted: {}", u.reason),
+            )
+            .with_key(keyid)
+            .with_remedy(format!(
+                "nothing was signed; check {} and {} (ksc keys shows every key with the reason), and ask the KeyServer administrator which CA issues its signing certificates",
+                crate::config::KSC_SIGNING_CA_FILE,
+                crate::config::KSC_KEY_PINS
+            )));
+        }
+        crate::catalog::find_key(&keys, keyid)
     }
 
     /// Signs under the configured operation (`KSC_OPERATION_ID`), with a fresh requestid, safe
     /// retries, an approval wait of up to `KSC_APPROVAL_TIMEOUT` when the operation is pending,
     /// and local verification of the returned signature before it is handed out.
     pub fn sign(&self, keyid: &str, request: &SignRequest) -> Result<Vec<u8>> {
+        // The approval wait is the user's own, separate bound; the deadline covers the rest.
+        let _deadline = CallDeadline::start(
+            self.config
+                .deadline
+                .saturating_add(self.config.approval_timeout),
+        );
         let op = self.config.require_operation_id()?.to_string();
         let ctx = |e: Error| e.with_key(keyid).with_operation(&op);
         let entry = self.key(keyid).map_err(ctx)?;
@@ -266,6 +320,7 @@ impl Client {
     /// Creates an operation (`POST /api/operations`); returns its id. Never repeated once it may
     /// have reached the server (a repeat would create a second operation).
     pub fn create_operation(&self, spec: &OperationSpec) -> Result<String> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         let body = spec.to_json()?;
         let resp = self.api(
             Method::POST,
@@ -287,6 +342,7 @@ impl Client {
 
     /// The status of operation `id` (`GET /api/operations/{id}`).
     pub fn operation(&self, id: &str) -> Result<OperationStatus> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         let resp = self
             .api(
                 Method::GET,
@@ -307,6 +363,7 @@ impl Client {
     }
 
     fn decide(&self, id: &str, verb: &str) -> Result<OperationStatus> {
+        let _deadline = CallDeadline::start(self.config.deadline);
         let resp = self
             .api(
                 Method::POST,

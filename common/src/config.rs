@@ -42,9 +42,16 @@ pub const KSC_CONFIG: &str = "KSC_CONFIG";
 pub const KSC_APPROVAL_TIMEOUT: &str = "KSC_APPROVAL_TIMEOUT";
 /// Log level and optional file.
 pub const KSC_LOG: &str = "KSC_LOG";
+/// Total time one library call may spend talking to KeyServer, retries included (Go duration).
+pub const KSC_DEADLINE: &str = "KSC_DEADLINE";
+/// PEM CA certificate(s) that issue KeyServer's signing certificates; when set, only keys whose
+/// certificate they issued (and that are valid and usable for signing) are offered.
+pub const KSC_SIGNING_CA_FILE: &str = "KSC_SIGNING_CA_FILE";
+/// Pinned certificate or public-key SHA-256 fingerprints: `key1=sha256:HEX,key2=sha256:HEX`.
+pub const KSC_KEY_PINS: &str = "KSC_KEY_PINS";
 
 /// Every variable this crate reads, in documentation order.
-pub const ALL_VARIABLES: [&str; 12] = [
+pub const ALL_VARIABLES: [&str; 15] = [
     KSC_API_SERVER,
     KSC_OPERATION_ID,
     KSC_OPERATION_DESCRIPTION,
@@ -57,10 +64,17 @@ pub const ALL_VARIABLES: [&str; 12] = [
     KSC_CONFIG,
     KSC_APPROVAL_TIMEOUT,
     KSC_LOG,
+    KSC_DEADLINE,
+    KSC_SIGNING_CA_FILE,
+    KSC_KEY_PINS,
 ];
 
 /// Default per-request timeout (the Go client's default).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default total time of one library call (`KSC_DEADLINE`): room for several per-attempt
+/// timeouts and backoffs, short enough that a stuck server does not hang a pipeline.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Description sent with sign orders when none is configured.
 pub const DEFAULT_DESCRIPTION: &str = "signature requested through ks-common";
@@ -102,14 +116,26 @@ pub struct Config {
     pub log: Option<String>,
     /// `KSC_CONFIG`, if a file was read.
     pub config_file: Option<PathBuf>,
+    /// `KSC_DEADLINE`, default [`DEFAULT_DEADLINE`].
+    pub deadline: Duration,
+    /// `KSC_SIGNING_CA_FILE`.
+    pub signing_ca_file: Option<PathBuf>,
+    /// `KSC_KEY_PINS`: (key id, SHA-256 of its certificate or of its SubjectPublicKeyInfo).
+    pub key_pins: Vec<(String, [u8; 32])>,
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hide = |o: &Option<String>| o.as_ref().map(|_| "<hidden>");
         f.debug_struct("Config")
-            .field("api_server", &self.api_server)
-            .field("auth_server", &self.auth_server)
+            .field(
+                "api_server",
+                &self.api_server.as_deref().map(crate::redact::userinfo),
+            )
+            .field(
+                "auth_server",
+                &self.auth_server.as_deref().map(crate::redact::userinfo),
+            )
             .field("client_id", &self.client_id)
             .field("client_secret", &hide(&self.client_secret))
             .field("id_token", &hide(&self.id_token))
@@ -120,6 +146,9 @@ impl std::fmt::Debug for Config {
             .field("approval_timeout", &self.approval_timeout)
             .field("log", &self.log)
             .field("config_file", &self.config_file)
+            .field("deadline", &self.deadline)
+            .field("signing_ca_file", &self.signing_ca_file)
+            .field("key_pins", &self.key_pins.len())
             .finish()
     }
 }
@@ -137,6 +166,9 @@ impl Default for Config {
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             ca_file: None,
             approval_timeout: Duration::ZERO,
+            deadline: DEFAULT_DEADLINE,
+            signing_ca_file: None,
+            key_pins: Vec::new(),
             log: None,
             config_file: None,
         }
@@ -231,6 +263,16 @@ impl Config {
                 parse_duration(&t).map_err(|e| Error::config(KSC_APPROVAL_TIMEOUT, e))?;
         }
         c.ca_file = get(KSC_CA_FILE).map(PathBuf::from);
+        if let Some(t) = get(KSC_DEADLINE) {
+            c.deadline = parse_duration(&t).map_err(|e| Error::config(KSC_DEADLINE, e))?;
+            if c.deadline.is_zero() {
+                return Err(Error::config(KSC_DEADLINE, "must be greater than 0"));
+            }
+        }
+        c.signing_ca_file = get(KSC_SIGNING_CA_FILE).map(PathBuf::from);
+        if let Some(p) = get(KSC_KEY_PINS) {
+            c.key_pins = parse_pins(&p).map_err(|e| Error::config(KSC_KEY_PINS, e))?;
+        }
         if let Some(l) = get(KSC_LOG) {
             crate::log_spec::LogSpec::parse(&l).map_err(|e| Error::config(KSC_LOG, e))?;
             c.log = Some(l);
@@ -277,6 +319,35 @@ impl Config {
 
 /// Checks a base URL: http(s) scheme, a host, no query or fragment; returns it without a
 /// trailing `/`.
+/// `key1=sha256:HEX[,key2=sha256:HEX...]` (commas or whitespace between entries; the hex may be
+/// written with colons, as `openssl x509 -fingerprint -sha256` prints it).
+fn parse_pins(value: &str) -> std::result::Result<Vec<(String, [u8; 32])>, String> {
+    let mut pins = Vec::new();
+    for item in value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
+        let (key, pin) = item
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| format!("{item:?} is not KEYID=sha256:HEX"))?;
+        let hex_part = pin
+            .strip_prefix("sha256:")
+            .or_else(|| pin.strip_prefix("SHA256:"))
+            .ok_or_else(|| format!("the pin of {key} must start with sha256:"))?;
+        let hex_digits: String = hex_part.chars().filter(|&c| c != ':').collect();
+        let bytes = hex::decode(&hex_digits)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| format!("the pin of {key} is not 64 hex digits (a SHA-256)"))?;
+        pins.push((key.to_string(), bytes));
+    }
+    if pins.is_empty() {
+        return Err("no pin given (KEYID=sha256:HEX)".into());
+    }
+    Ok(pins)
+}
+
 fn check_url(var: &str, value: &str) -> Result<String> {
     let url = reqwest::Url::parse(value)
         .map_err(|e| Error::config(var, format!("{value:?} is not a URL: {e}")))?;
@@ -382,6 +453,61 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn deadline_setting() {
+        let c = Config::resolve(&s(&[]), &s(&[])).unwrap();
+        assert_eq!(c.deadline, DEFAULT_DEADLINE);
+        let c = Config::resolve(&s(&[]), &s(&[(KSC_DEADLINE, "1m30s")])).unwrap();
+        assert_eq!(c.deadline, Duration::from_secs(90));
+        for bad in ["0s", "soon", "-5s"] {
+            let e = Config::resolve(&s(&[]), &s(&[(KSC_DEADLINE, bad)])).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            assert!(e.to_string().contains(KSC_DEADLINE), "{e}");
+        }
+    }
+
+    #[test]
+    fn signing_trust_settings() {
+        let h = "ab".repeat(32);
+        let colons = vec!["CD"; 32].join(":");
+        let pins = format!(
+            "key1=sha256:{h}, key2=SHA256:{colons}\nkey1=sha256:{}",
+            "00".repeat(32)
+        );
+        let c = Config::resolve(
+            &s(&[]),
+            &s(&[
+                (KSC_SIGNING_CA_FILE, "/etc/ks/ca.pem"),
+                (KSC_KEY_PINS, &pins),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.signing_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ks/ca.pem"))
+        );
+        assert_eq!(
+            c.key_pins,
+            vec![
+                ("key1".to_string(), [0xab; 32]),
+                ("key2".to_string(), [0xcd; 32]),
+                ("key1".to_string(), [0; 32])
+            ]
+        );
+        for bad in [
+            "key1",
+            "=sha256:00",
+            "key1=md5:00",
+            "key1=sha256:abcd",
+            "key1=sha256:zz",
+            " , ",
+        ] {
+            let e = Config::resolve(&s(&[]), &s(&[(KSC_KEY_PINS, bad)])).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
+            assert!(e.to_string().contains(KSC_KEY_PINS), "{e}");
+        }
     }
 
     #[test]

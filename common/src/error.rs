@@ -135,7 +135,9 @@ impl Error {
         Error {
             inner: Box::new(Inner {
                 kind,
-                message: message.into(),
+                // A URL with a password may reach a message through any path (a reqwest error,
+                // a setting echoed back); no error text ever carries it.
+                message: crate::redact::userinfo(&message.into()),
                 keyid: None,
                 operation: None,
                 remedy: None,
@@ -286,7 +288,7 @@ impl fmt::Debug for Error {
         // Debug shows the same sentence plus the kind: `unwrap()` in tests prints something useful.
         write!(f, "Error({}): {}", self.inner.kind, self)?;
         if let Some(s) = &self.inner.source {
-            write!(f, " [cause: {s}]")?;
+            write!(f, " [cause: {}]", crate::redact::userinfo(&s.to_string()))?;
         }
         Ok(())
     }

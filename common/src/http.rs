@@ -12,30 +12,72 @@
 //! - After `fork()` the child must not touch the parent's sockets or runtime: the pid is recorded
 //!   and a child builds fresh ones, leaking (never dropping) the parent's, because dropping would
 //!   shut down connections the parent still uses.
+//! - Time is bounded per library call, not per attempt: a [`CallDeadline`] opened by each public
+//!   [`Client`](crate::Client) method (`KSC_DEADLINE`) covers every request the call makes (token,
+//!   key list, sign order). Retries go on while it allows and no attempt, backoff or `Retry-After`
+//!   wait runs past it; `KSC_HTTP_CLIENT_TIMEOUT` still bounds each single attempt. A thread-local
+//!   carries it so the token and catalog code under a call need no extra parameter.
 
+use std::cell::Cell;
 use std::io::Read as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Method;
 
-use crate::config::{Config, KSC_CA_FILE};
+use crate::config::{Config, KSC_CA_FILE, KSC_DEADLINE, KSC_HTTP_CLIENT_TIMEOUT};
+use crate::duration::format_duration;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Largest response body accepted; KeyServer replies are a few KiB (the key list grows with the
 /// number of certificates). A larger one is a broken or hostile server.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// Attempts for a retryable request (first try included).
-const MAX_ATTEMPTS: u32 = 6;
 /// First backoff delay; doubles per attempt.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Longest single backoff delay.
 const BACKOFF_MAX: Duration = Duration::from_secs(4);
-/// Longest `Retry-After` we honour by sleeping; longer ones are reported as rate limiting.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+
+thread_local! {
+    /// The deadline of the library call running on this thread, if any (see [`CallDeadline`]).
+    static CALL_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The total deadline of one library call, active on this thread until dropped. Nested calls
+/// (a sign that fetches the key list and a token) keep the earliest deadline, so the outer call's
+/// bound holds for everything under it.
+#[must_use = "the deadline applies only while the guard lives"]
+pub struct CallDeadline {
+    previous: Option<Instant>,
+}
+
+impl CallDeadline {
+    /// Opens a deadline `total` from now (or keeps an earlier one already open on this thread).
+    pub fn start(total: Duration) -> CallDeadline {
+        let proposed = Instant::now().checked_add(total);
+        let previous = CALL_DEADLINE.with(|d| d.get());
+        let effective = match (previous, proposed) {
+            (Some(p), Some(n)) => Some(p.min(n)),
+            (Some(p), None) => Some(p),
+            (None, n) => n,
+        };
+        CALL_DEADLINE.with(|d| d.set(effective));
+        CallDeadline { previous }
+    }
+
+    /// The deadline active on this thread.
+    pub fn current() -> Option<Instant> {
+        CALL_DEADLINE.with(|d| d.get())
+    }
+}
+
+impl Drop for CallDeadline {
+    fn drop(&mut self) {
+        CALL_DEADLINE.with(|d| d.set(self.previous));
+    }
+}
 
 /// Which failures a request may be retried after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +130,7 @@ struct Engine {
 /// The lazily created, fork-aware HTTP engine.
 pub struct Http {
     timeout: Duration,
+    deadline: Duration,
     ca_file: Option<std::path::PathBuf>,
     engine: Mutex<Option<Arc<Engine>>>,
 }
@@ -97,6 +140,7 @@ impl Http {
     pub fn new(config: &Config) -> Http {
         Http {
             timeout: config.http_timeout,
+            deadline: config.deadline,
             ca_file: config.ca_file.clone(),
             engine: Mutex::new(None),
         }
@@ -150,25 +194,49 @@ impl Http {
         })
     }
 
-    /// Sends `req`, retrying per `policy` with exponential backoff and `Retry-After`. Returns
+    /// Sends `req`, retrying per `policy` with exponential backoff and `Retry-After` for as long
+    /// as the call's deadline ([`CallDeadline`], else `KSC_DEADLINE` from now) allows. Returns
     /// the last response for any HTTP status (the caller maps error statuses), or a
-    /// [`ErrorKind::Network`] error.
+    /// [`ErrorKind::Network`] error; a `Retry-After` longer than the time left is a
+    /// [`ErrorKind::RateLimited`] error at once (waiting could not end in time).
     pub fn execute(&self, req: &Request, policy: RetryPolicy) -> Result<Response> {
+        let deadline = CallDeadline::current()
+            .or_else(|| Instant::now().checked_add(self.deadline))
+            .unwrap_or_else(|| Instant::now() + self.timeout);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let outcome = self.send_once(req);
-            let last = attempt >= MAX_ATTEMPTS;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.deadline_error(req, attempt - 1, None));
+            }
+            let outcome = self.send_once(req, self.timeout.min(left));
+            let left = deadline.saturating_duration_since(Instant::now());
             let delay = match &outcome {
                 Ok(resp) => {
                     let retry_status = resp.status == 429
                         || (policy == RetryPolicy::Idempotent
                             && matches!(resp.status, 500 | 502 | 503 | 504));
-                    if !retry_status || last {
+                    if !retry_status {
                         return outcome.map_err(|f| f.error);
                     }
                     match resp.retry_after {
-                        Some(ra) if ra > RETRY_AFTER_MAX => return outcome.map_err(|f| f.error),
+                        Some(ra) if ra > left => {
+                            return Err(Error::new(
+                                ErrorKind::RateLimited,
+                                format!(
+                                    "the server answered HTTP {} and asks to retry in {}, but only {} of the call's {KSC_DEADLINE} ({}) is left",
+                                    resp.status,
+                                    format_duration(ra),
+                                    format_duration(left),
+                                    format_duration(self.deadline)
+                                ),
+                            )
+                            .with_server(resp.status, None, None)
+                            .with_remedy(format!(
+                                "retry later, or raise {KSC_DEADLINE} above the server's Retry-After"
+                            )));
+                        }
                         Some(ra) => ra,
                         None => backoff(attempt),
                     }
@@ -176,26 +244,36 @@ impl Http {
                 Err(f) => {
                     let may_retry =
                         f.retryable && (policy == RetryPolicy::Idempotent || !f.maybe_sent);
-                    if !may_retry || last {
+                    if !may_retry {
                         return outcome.map_err(|f| f.error);
                     }
                     backoff(attempt)
                 }
             };
+            if delay >= left {
+                // No attempt could start before the deadline: report the last failure now
+                // instead of sleeping into it.
+                return match outcome {
+                    Ok(resp) => Ok(resp),
+                    Err(f) => Err(self.deadline_error(req, attempt, Some(f.error))),
+                };
+            }
             match &outcome {
                 Ok(r) => log::info!(
-                    "{} {}: HTTP {}, retrying in {:?} (attempt {attempt}/{MAX_ATTEMPTS})",
+                    "{} {}: HTTP {}, retrying in {:?} (attempt {attempt}, {} left)",
                     req.method,
                     req.url.path(),
                     r.status,
-                    delay
+                    delay,
+                    format_duration(left)
                 ),
                 Err(f) => log::info!(
-                    "{} {}: {}, retrying in {:?} (attempt {attempt}/{MAX_ATTEMPTS})",
+                    "{} {}: {}, retrying in {:?} (attempt {attempt}, {} left)",
                     req.method,
                     req.url.path(),
                     f.error.message(),
-                    delay
+                    delay,
+                    format_duration(left)
                 ),
             }
             // Sleep outside the runtime: other threads keep driving it meanwhile.
@@ -203,13 +281,47 @@ impl Http {
         }
     }
 
-    fn send_once(&self, req: &Request) -> std::result::Result<Response, Failure> {
+    /// The call ran out of time; `last` is the failure of the last attempt, if one was made.
+    fn deadline_error(&self, req: &Request, attempts: u32, last: Option<Error>) -> Error {
+        let mut message = format!(
+            "{} {}: no answer within the call's {KSC_DEADLINE} ({}) after {attempts} attempt(s)",
+            req.method,
+            req.url.path(),
+            format_duration(self.deadline)
+        );
+        if let Some(e) = &last {
+            message.push_str(&format!("; last: {}", e.message()));
+        }
+        // The last failure's advice says what to check (the URL, the CA file...); without one,
+        // name both time settings.
+        let remedy = match &last {
+            Some(e) => format!("{}; or raise {KSC_DEADLINE}", e.remedy()),
+            None => format!(
+                "check the server and the network, or raise {KSC_DEADLINE} (whole call) or {KSC_HTTP_CLIENT_TIMEOUT} (each attempt)"
+            ),
+        };
+        let kind = last.as_ref().map_or(ErrorKind::Network, |e| e.kind());
+        Error::new(kind, message).with_remedy(remedy)
+    }
+
+    fn send_once(
+        &self,
+        req: &Request,
+        attempt_timeout: Duration,
+    ) -> std::result::Result<Response, Failure> {
         let engine = self.engine().map_err(|error| Failure {
             error,
             maybe_sent: false,
             retryable: false,
         })?;
-        let mut builder = engine.client.request(req.method.clone(), req.url.clone());
+        // KeyServer authenticates with the bearer token; userinfo in a server URL would make
+        // reqwest send it as Basic credentials instead (and put the password on the wire).
+        let mut url = req.url.clone();
+        if !url.username().is_empty() || url.password().is_some() {
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+        }
+        let mut builder = engine.client.request(req.method.clone(), url);
         if let Some(auth) = &req.authorization {
             builder = builder.header(reqwest::header::AUTHORIZATION, auth);
         }
@@ -218,7 +330,9 @@ impl Http {
                 .header(reqwest::header::CONTENT_TYPE, *ctype)
                 .body(body.clone());
         }
-        builder = builder.header(reqwest::header::ACCEPT, "application/json");
+        builder = builder
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(attempt_timeout);
         let fut = async move {
             let resp = builder.send().await.map_err(classify)?;
             let status = resp.status().as_u16();
@@ -234,7 +348,26 @@ impl Http {
                 retry_after,
             })
         };
-        block_on(&engine.runtime, fut)
+        // reqwest's timeout covers connect, headers and body; the outer one is the guarantee
+        // that nothing (a slow TLS handshake, a trickling body) outlives the attempt.
+        let bounded = async move {
+            match tokio::time::timeout(attempt_timeout, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(Failure {
+                    error: Error::new(
+                        ErrorKind::Network,
+                        format!(
+                            "the server did not answer in time ({} for this attempt)",
+                            format_duration(attempt_timeout)
+                        ),
+                    )
+                    .with_remedy(format!("retry, or raise {KSC_HTTP_CLIENT_TIMEOUT}")),
+                    maybe_sent: true,
+                    retryable: true,
+                }),
+            }
+        };
+        block_on(&engine.runtime, bounded)
     }
 }
 
@@ -309,6 +442,8 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 /// Maps a reqwest error to our error and whether the server may have seen the request.
 fn classify(e: reqwest::Error) -> Failure {
     let chain = error_chain_text(&e);
+    // The kept cause must not carry the URL either: whoever walks `source()` would print it.
+    let e = e.without_url();
     if e.is_connect() {
         // The connector failed: TCP connect, or the TLS handshake. No request bytes were sent.
         let tls = is_certificate_error(&e, &chain);
@@ -358,8 +493,9 @@ fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = err.source();
     }
-    // URLs in reqwest errors carry no secrets (tokens travel in headers), but keep it short.
-    crate::error::sanitize_server_text(&parts.join(": "), 400)
+    // Tokens travel in headers, never in reqwest's texts, but the URL it names may carry
+    // userinfo.
+    crate::redact::userinfo(&crate::error::sanitize_server_text(&parts.join(": "), 400))
 }
 
 fn is_certificate_error(e: &(dyn std::error::Error + 'static), chain: &str) -> bool {
@@ -536,6 +672,8 @@ mod tests {
         let cfg = Config {
             http_timeout: Duration::from_secs(2),
             ca_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa2048.pem").into()),
+            // Refused connections are retried until the deadline: keep it short.
+            deadline: Duration::from_secs(1),
             ..Config::default()
         };
         let http = Http::new(&cfg);

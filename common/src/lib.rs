@@ -53,9 +53,11 @@ pub mod keys;
 pub mod log_spec;
 pub mod logging;
 pub mod operation;
+pub mod redact;
 pub mod sign;
 pub mod signer;
 pub mod token;
+pub mod trust;
 pub mod verify;
 
 pub use client::Client;

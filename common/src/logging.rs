@@ -2,7 +2,8 @@
 //!
 //! Output goes to stderr or a file, never stdout (stdout belongs to openssl/pkcs11-tool output).
 //! Nothing in this crate logs a token, secret or PIN; the sink cannot know what is secret, so the
-//! discipline is at the call sites. Default level: warn.
+//! discipline is at the call sites. The one secret the sink can recognise, the userinfo of a URL
+//! (`https://user:PW@host`), it also removes from every line. Default level: warn.
 
 use std::fs::File;
 use std::io::Write;
@@ -33,7 +34,7 @@ impl Log for Logger {
             std::process::id(),
             record.level(),
             record.target(),
-            record.args()
+            crate::redact::userinfo(&record.args().to_string())
         );
         // Logging must never fail the caller: write errors are dropped.
         match &self.file {

@@ -438,10 +438,15 @@ fn write_output(out: Option<&Path>, bytes: &[u8]) -> Result<(), Error> {
 
 fn keys(client: &Client, json_out: bool) -> Result<(), Error> {
     let keys = client.keys()?;
+    // Listed by the server but refused by KSC_SIGNING_CA_FILE / KSC_KEY_PINS: shown apart, with
+    // the reason, so a wrong CA file or a substituted key is visible rather than a missing key.
+    let untrusted = client.untrusted_keys()?;
     if json_out {
         let list: Vec<Value> = keys
             .iter()
-            .map(|k| {
+            .map(|k| (k, None))
+            .chain(untrusted.iter().map(|u| (&u.entry, Some(u.reason.as_str()))))
+            .map(|(k, refused)| {
                 json!({
                     "keyid": k.keyid,
                     "keyinfo": k.keyinfo,
@@ -452,6 +457,8 @@ fn keys(client: &Client, json_out: bool) -> Result<(), Error> {
                     "approvers": k.approvers,
                     "subject": k.subject_string(),
                     "not_after": unix(k.not_after),
+                    "trusted": refused.is_none(),
+                    "untrusted_reason": refused,
                 })
             })
             .collect();
@@ -499,6 +506,13 @@ fn keys(client: &Client, json_out: bool) -> Result<(), Error> {
     outln!("{}", line(header));
     for r in &rows {
         outln!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    }
+    if !untrusted.is_empty() {
+        outln!();
+        outln!("NOT TRUSTED (listed by the server, never used):");
+        for u in untrusted.iter() {
+            outln!("{}  {}", u.entry.keyid, u.reason);
+        }
     }
     Ok(())
 }

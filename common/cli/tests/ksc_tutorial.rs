@@ -232,6 +232,8 @@ fn usage_and_config_errors_have_their_exit_codes() {
         ),
         ("KSC_ID_TOKEN".to_string(), "x.y.z".to_string()),
         ("KSC_HTTP_CLIENT_TIMEOUT".to_string(), "2s".to_string()),
+        // Refused connections are retried until the call's deadline.
+        ("KSC_DEADLINE".to_string(), "3s".to_string()),
     ];
     let err = ksc_code(&env, &["keys", "--json"], 5);
     assert!(err.contains("cannot connect"), "{err}");

@@ -54,6 +54,10 @@ fn tools_env(dir: &Path, server: &DevServer) -> Vec<(String, String)> {
         ("PATH".into(), path),
         ("OPENSSL_MODULES".into(), modules.display().to_string()),
         ("KSC_CA_FILE".into(), server.ca_file().display().to_string()),
+        (
+            "KSC_SIGNING_CA_FILE".into(),
+            server.signing_ca_file().display().to_string(),
+        ),
         ("KSC_API_SERVER".into(), server.api_url().to_string()),
     ]
 }

@@ -63,6 +63,9 @@ fn ksc_conf_example_documents_every_setting_and_feeds_ksc_and_the_provider() {
         "KSC_HTTP_CLIENT_TIMEOUT",
         "KSC_APPROVAL_TIMEOUT",
         "KSC_LOG",
+        "KSC_DEADLINE",
+        "KSC_SIGNING_CA_FILE",
+        "KSC_KEY_PINS",
     ] {
         assert!(
             text.lines()
@@ -71,6 +74,7 @@ fn ksc_conf_example_documents_every_setting_and_feeds_ksc_and_the_provider() {
         );
     }
     let ca = server.ca_file().display().to_string();
+    let signing_ca = server.signing_ca_file().display().to_string();
     let example_s = example.display().to_string();
 
     // The file as shipped parses; the environment wins over its API server.
@@ -79,6 +83,7 @@ fn ksc_conf_example_documents_every_setting_and_feeds_ksc_and_the_provider() {
             ("KSC_CONFIG", &example_s),
             ("KSC_API_SERVER", server.api_url()),
             ("KSC_CA_FILE", &ca),
+            ("KSC_SIGNING_CA_FILE", &signing_ca),
             ("KSC_ID_TOKEN", &token),
         ],
         &["keys"],
@@ -92,6 +97,11 @@ fn ksc_conf_example_documents_every_setting_and_feeds_ksc_and_the_provider() {
         &format!("KSC_API_SERVER={}", server.api_url()),
     );
     let text = set_line(&text, "#KSC_CA_FILE=", &format!("KSC_CA_FILE={ca}"));
+    let text = set_line(
+        &text,
+        "KSC_SIGNING_CA_FILE=",
+        &format!("KSC_SIGNING_CA_FILE={signing_ca}"),
+    );
     let conf = tmp.path().join("ksc.conf");
     std::fs::write(&conf, text).expect("write ksc.conf");
     let conf_s = conf.display().to_string();
