@@ -147,11 +147,30 @@ impl Client {
     /// retries, an approval wait of up to `KSC_APPROVAL_TIMEOUT` when the operation is pending,
     /// and local verification of the returned signature before it is handed out.
     pub fn sign(&self, keyid: &str, request: &SignRequest) -> Result<Vec<u8>> {
+        self.sign_with_requestid(keyid, request, &uuid::Uuid::new_v4().to_string())
+    }
+
+    /// [`Client::sign`] with the caller's `requestid` (1 to 128 characters): a caller that derives
+    /// it from what is signed (`ksc sign` uses operation, key and digest) can repeat an
+    /// interrupted run, and a server that honours requestids replays the stored answer instead of
+    /// spending a second use.
+    pub fn sign_with_requestid(
+        &self,
+        keyid: &str,
+        request: &SignRequest,
+        requestid: &str,
+    ) -> Result<Vec<u8>> {
         let op = self.config.require_operation_id()?.to_string();
         let ctx = |e: Error| e.with_key(keyid).with_operation(&op);
+        if requestid.is_empty() || requestid.len() > 128 {
+            return Err(ctx(Error::invalid_input(
+                "a requestid must be 1 to 128 characters",
+            )));
+        }
         let entry = self.key(keyid).map_err(ctx)?;
         request.validate(&entry.public_key).map_err(ctx)?;
-        let requestid = uuid::Uuid::new_v4().to_string();
+        let requestid = requestid.to_string();
+        let started_sign = Instant::now();
         let mut body = request.wire_fields().map_err(ctx)?;
         body.insert("operationid".into(), Value::String(op.clone()));
         body.insert("keyid".into(), Value::String(keyid.to_string()));
@@ -178,9 +197,16 @@ impl Client {
                 .api(Method::POST, &["api", "signorders"], Some(&body), policy)
                 .map_err(ctx)?;
             if (200..300).contains(&resp.status) {
-                return self
+                let sig = self
                     .finish_sign(&entry, request, &resp.body, &requestid)
-                    .map_err(ctx);
+                    .map_err(ctx)?;
+                log::info!(
+                    "signed: key {keyid}, operation {op}, digest {}, {} in {}, request {requestid}",
+                    digest_prefix(request),
+                    request.describe(),
+                    format_duration(started_sign.elapsed())
+                );
+                return Ok(sig);
             }
             let err = ctx(from_server_reply(resp.status, &resp.body, resp.retry_after));
             if err.kind() != ErrorKind::Pending {
@@ -423,4 +449,20 @@ fn auth_error(resp: &Response, token: &str, config: &Config) -> Error {
         ));
     }
     e
+}
+
+/// The first 8 bytes of what is signed, in hex, for the one info line per signature: enough to
+/// match a log line with a file's digest, never the whole input.
+fn digest_prefix(request: &SignRequest) -> String {
+    let d: Vec<u8> = match request {
+        SignRequest::RsaPkcs1DigestInfo { digest_info } => {
+            crate::hash::parse_digest_info(digest_info)
+                .map(|(_, digest)| digest)
+                .unwrap_or_else(|_| digest_info.clone())
+        }
+        SignRequest::RsaPkcs1 { digest, .. }
+        | SignRequest::RsaPss { digest, .. }
+        | SignRequest::Ecdsa { digest, .. } => digest.clone(),
+    };
+    hex::encode(&d[..d.len().min(8)])
 }

@@ -20,6 +20,8 @@ use ks_common::operation::{OperationSpec, OperationStatus};
 use ks_common::sign::{EcdsaFormat, SignRequest};
 use ks_common::{Client, Config, Settings};
 
+mod batch;
+
 /// `println!` that ends quietly when stdout is closed (`ksc keys | head -1`) instead of panicking.
 macro_rules! outln {
     ($($arg:tt)*) => {{
@@ -113,9 +115,14 @@ enum Command {
     Operation(OperationCmd),
     /// Hash a file locally and sign the digest with a KeyServer key.
     #[command(
-        after_help = "Examples:\n  ksc sign --key key1 --in fw.bin --out fw.sig                 # RSA PKCS#1 v1.5, SHA-256\n  ksc sign --key key3 --in fw.bin --out fw.sig --hash sha384 --pss\n  ksc sign --key key2 --in fw.bin --out fw.sig                 # ECDSA, DER signature\n\nVerify with openssl:\n  ksc cert key1 --pubkey -o key1.pub\n  openssl dgst -sha256 -verify key1.pub -signature fw.sig fw.bin\n  (PSS: add -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:-1)"
+        after_help = "Examples:\n  ksc sign --key key1 --in fw.bin --out fw.sig                 # RSA PKCS#1 v1.5, SHA-256\n  ksc sign --key key1 --in build/ --out-dir sigs --jobs 8 --manifest sigs/manifest.json\n  find out -name '*.bin' | ksc sign --key key1 --in-list - --out-dir sigs --suffix .p7\n  ksc sign --key key3 --in fw.bin --out fw.sig --hash sha384 --pss\n  ksc sign --key key2 --in fw.bin --out fw.sig                 # ECDSA, DER signature\n\nVerify with openssl:\n  ksc cert key1 --pubkey -o key1.pub\n  openssl dgst -sha256 -verify key1.pub -signature fw.sig fw.bin\n  (PSS: add -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:-1)"
     )]
-    Sign(SignArgs),
+    Sign {
+        #[command(flatten)]
+        args: SignArgs,
+        #[command(flatten)]
+        batch: batch::BatchArgs,
+    },
     /// Verify a signature of a file locally with the key's certificate.
     #[command(after_help = "Example:\n  ksc verify --key key1 --in fw.bin --sig fw.sig")]
     Verify {
@@ -132,9 +139,9 @@ struct SignArgs {
     /// Key id.
     #[arg(long)]
     key: String,
-    /// Input file to hash (`-` for stdin).
+    /// Input file to hash (`-` for stdin); sign: repeatable, or a directory (its files).
     #[arg(long = "in", value_name = "FILE")]
-    input: PathBuf,
+    input: Vec<PathBuf>,
     /// Signature output file (sign only; `-` for stdout).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -320,33 +327,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             write_output(out.as_deref(), &bytes)?;
         }
         Command::Operation(op) => operation(&client, op, json_out)?,
-        Command::Sign(args) => {
-            let out = args
-                .out
-                .clone()
-                .ok_or_else(|| Error::invalid_input("--out FILE is required for sign"))?;
-            let entry = client.key(&args.key)?;
-            let request = build_request(&entry, &args)?;
-            let sig = client.sign(&args.key, &request)?;
-            write_output(Some(&out), &sig)?;
-            if json_out {
-                outln!(
-                    "{}",
-                    json!({"keyid": args.key, "operation": client.config().operation_id,
-                           "mechanism": request.describe(), "signature": hex::encode(&sig),
-                           "out": out.display().to_string()})
-                );
-            } else if out != Path::new("-") {
-                eprintln!(
-                    "ksc: signed {} with {} ({}), {} bytes -> {}",
-                    args.input.display(),
-                    args.key,
-                    request.describe(),
-                    sig.len(),
-                    out.display()
-                );
-            }
-        }
+        Command::Sign { args, batch } => batch::sign(&client, &args, &batch, json_out)?,
         Command::Verify { args, sig } => {
             let entry = client.key(&args.key)?;
             let request = build_request(&entry, &args)?;
@@ -376,27 +357,42 @@ fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::invalid_input(format!("cannot read {}: {e}", path.display())))
 }
 
-/// Hashes the input (streaming, so large firmware images are fine) and builds the request.
+/// Prints one JSON value on stdout.
+fn print_json(v: &Value) {
+    outln!("{v}");
+}
+
+/// Hashes verify's one input (streaming, so large firmware images are fine) and builds the
+/// request.
 fn build_request(entry: &KeyEntry, args: &SignArgs) -> Result<SignRequest, Error> {
-    let mut hasher = Hasher::new(args.hash);
-    let mut reader: Box<dyn std::io::Read> = if args.input == Path::new("-") {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(&args.input).map_err(|e| {
-            Error::invalid_input(format!("cannot read {}: {e}", args.input.display()))
-        })?)
+    let input = match args.input.as_slice() {
+        [one] => one,
+        _ => return Err(Error::invalid_input("verify takes exactly one --in FILE")),
     };
+    let mut hasher = Hasher::new(args.hash);
+    let mut reader: Box<dyn std::io::Read> =
+        if input == Path::new("-") {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(std::fs::File::open(input).map_err(|e| {
+                Error::invalid_input(format!("cannot read {}: {e}", input.display()))
+            })?)
+        };
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = reader.read(&mut buf).map_err(|e| {
-            Error::invalid_input(format!("cannot read {}: {e}", args.input.display()))
-        })?;
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| Error::invalid_input(format!("cannot read {}: {e}", input.display())))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    let digest = hasher.finalize();
+    request_for(entry, args, hasher.finalize())
+}
+
+/// The request for `digest` (made with `args.hash`) under the key's type and the padding flags.
+fn request_for(entry: &KeyEntry, args: &SignArgs, digest: Vec<u8>) -> Result<SignRequest, Error> {
     Ok(match &entry.public_key {
         PublicKey::Rsa { .. } if args.pss => SignRequest::RsaPss {
             hash: args.hash,
