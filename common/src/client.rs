@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::catalog;
-use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_ID_TOKEN};
+use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_AUTH_SERVER, KSC_ID_TOKEN};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
 use crate::http::{join_url, Http, Request, Response, RetryPolicy};
@@ -69,7 +69,19 @@ impl Client {
 
     /// A valid bearer token (`KSC_ID_TOKEN`, or a cached/fresh client-credentials token).
     pub fn token(&self) -> Result<String> {
-        self.tokens.get(&self.config, &self.http)
+        self.tokens.get(&self.config, &self.http).map_err(|e| {
+            // A token that had to be fetched failed at the auth server: name that setting,
+            // not the API server's.
+            let fetched = self.config.id_token.is_none() && self.config.has_client_credentials();
+            if fetched && !e.has_own_remedy() && e.kind() != ErrorKind::Internal {
+                let auth = self.config.auth_server.as_deref().unwrap_or("");
+                e.with_remedy(format!(
+                    "check {KSC_AUTH_SERVER} ({auth}): the auth server's base URL, reachable, with KSC_CA_FILE trusting its certificate"
+                ))
+            } else {
+                e
+            }
+        })
     }
 
     /// Sends an authenticated API request; on a 401 fetches a fresh token once and repeats.

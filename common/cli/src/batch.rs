@@ -481,6 +481,8 @@ fn already_signed(entry: &KeyEntry, it: &Item) -> bool {
 }
 
 fn run_workers(client: &Client, op: &str, keyid: &str, jobs: usize, items: &mut [Item]) {
+    // One input: its error is the run's error, printed once by main.
+    let many = items.len() > 1;
     let todo: Vec<usize> = (0..items.len())
         .filter(|&i| items[i].status == Status::NotAttempted)
         .collect();
@@ -521,7 +523,7 @@ fn run_workers(client: &Client, op: &str, keyid: &str, jobs: usize, items: &mut 
                         if stops_run(e.kind()) {
                             stop.store(true, Ordering::Relaxed);
                         }
-                        if !std::io::stderr().is_terminal() || todo.len() > 1 {
+                        if many {
                             eprintln!("ksc: {}: {e}", it.input.display());
                         }
                         it.status = Status::Failed;

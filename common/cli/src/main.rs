@@ -16,7 +16,7 @@ use ks_common::duration::{format_duration, parse_duration};
 use ks_common::error::{Error, ErrorKind};
 use ks_common::hash::{HashAlg, Hasher};
 use ks_common::keys::{KeyEntry, PublicKey};
-use ks_common::operation::{OperationSpec, OperationStatus};
+use ks_common::operation::{OperationSpec, OperationState, OperationStatus};
 use ks_common::sign::{EcdsaFormat, SignRequest};
 use ks_common::{Client, Config, Settings};
 
@@ -543,8 +543,13 @@ fn print_status(st: &OperationStatus, json_out: bool) {
     if let Some(c) = &st.created_by {
         outln!("  created by:  {c}");
     }
-    if let Some(left) = st.expires_in() {
-        outln!("  expires in:  {}", format_duration(left));
+    match st.expires_in() {
+        // An ended validity is said as such, never as "expires in 0ms".
+        Some(left) if left.is_zero() || st.state == OperationState::Expired => {
+            outln!("  expired:     the validity has ended")
+        }
+        Some(left) if !st.state.is_final() => outln!("  expires in:  {}", format_duration(left)),
+        _ => {}
     }
     for k in &st.keys {
         let uses = match (k.usage_count, k.max_usage) {
@@ -552,18 +557,10 @@ fn print_status(st: &OperationStatus, json_out: bool) {
             (None, Some(m)) => format!("{m} uses"),
             _ => String::new(),
         };
-        let appr = match k.required_approvals {
-            Some(r) => format!(
-                ", {} of {r} approvals{}",
-                k.approved_by.len(),
-                if k.approved_by.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", k.approved_by.join(", "))
-                }
-            ),
-            None => String::new(),
-        };
+        let appr = k
+            .approvals_text()
+            .map(|a| format!(", {a}"))
+            .unwrap_or_default();
         outln!("  {}: {uses}{appr}", k.keyid);
     }
     if !st.rejected_by.is_empty() {
