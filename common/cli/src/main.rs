@@ -211,6 +211,8 @@ enum OperationCmd {
         /// How long --wait waits (default: the validity).
         #[arg(long, value_parser = parse_dur, requires = "wait")]
         timeout: Option<Duration>,
+        #[command(flatten)]
+        talk: WaitTalk,
         /// Print `export KSC_OPERATION_ID=...` for eval.
         #[arg(long)]
         export: bool,
@@ -233,6 +235,8 @@ enum OperationCmd {
         /// Give up after this long (default: KSC_APPROVAL_TIMEOUT if set, else 10m).
         #[arg(long, value_parser = parse_dur)]
         timeout: Option<Duration>,
+        #[command(flatten)]
+        talk: WaitTalk,
     },
     /// Approve an operation (as an approver identity; dev server extension API).
     #[command(
@@ -248,6 +252,26 @@ enum OperationCmd {
         /// Operation id (default: KSC_OPERATION_ID).
         id: Option<String>,
     },
+}
+
+/// How a wait reports while it waits.
+#[derive(Args, Debug, Clone, Copy)]
+struct WaitTalk {
+    /// Without a terminal, print a status line at least this often (per key approvals, who
+    /// approved, time left).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_heartbeat)]
+    heartbeat: Duration,
+    /// Print nothing while waiting (no progress, no heartbeat, no approval link).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("the heartbeat must be greater than 0 (use --quiet for no lines)".into());
+    }
+    Ok(d)
 }
 
 fn exit_code(kind: ErrorKind) -> u8 {
@@ -568,30 +592,92 @@ fn print_status(st: &OperationStatus, json_out: bool) {
     }
 }
 
-/// Progress while waiting: a rewritten line on a terminal, a plain line per change otherwise.
-fn progress_printer() -> impl FnMut(&OperationStatus) {
+/// The approvers' page: `KSC_APPROVAL_URL`, else the dev KeyServer's `/ui/` when the status
+/// carries its extension fields (a real KeyServer's keyclient URL cannot be guessed).
+fn approval_link(client: &Client, st: &OperationStatus) -> Option<String> {
+    if let Some(u) = &client.config().approval_url {
+        return Some(u.clone());
+    }
+    let dev =
+        st.raw.get("status").is_some() && st.keys.iter().any(|k| k.required_approvals.is_some());
+    let api = client.config().api_server.as_deref()?;
+    dev.then(|| format!("{api}/ui/"))
+}
+
+/// The heartbeat line: every key's approvals and approvers, and both times left.
+fn heartbeat_line(st: &OperationStatus, give_up_in: Duration) -> String {
+    let keys: Vec<String> = st
+        .keys
+        .iter()
+        .map(|k| match k.approvals_text() {
+            Some(a) => format!("{} {a}", k.keyid),
+            None => k.keyid.clone(),
+        })
+        .collect();
+    let mut s = format!("ksc: operation {} still {}", st.id, st.state);
+    if !keys.is_empty() {
+        s.push_str(&format!(": {}", keys.join("; ")));
+    }
+    if let Some(left) = st.expires_in() {
+        s.push_str(&format!("; expires in {}", format_duration(left)));
+    }
+    s.push_str(&format!("; giving up in {}", format_duration(give_up_in)));
+    s
+}
+
+/// Progress while waiting: a rewritten line on a terminal; otherwise a line per real change
+/// and a heartbeat line at least every `talk.heartbeat`, so a CI log shows the wait is alive.
+fn progress_printer<'a>(
+    client: &'a Client,
+    talk: WaitTalk,
+    timeout: Duration,
+) -> impl FnMut(&OperationStatus) + 'a {
     let tty = std::io::stderr().is_terminal();
     let mut last = String::new();
+    let mut last_line = std::time::Instant::now();
+    let started = std::time::Instant::now();
+    let mut linked = false;
     move |st: &OperationStatus| {
+        if talk.quiet {
+            return;
+        }
+        if !linked {
+            linked = true;
+            if let Some(link) = approval_link(client, st) {
+                eprintln!("ksc: approvers can approve operation {} at {link}", st.id);
+            }
+        }
         let s = st.summary();
         if tty {
             eprint!("\r\x1b[2K{s}");
             let _ = std::io::stderr().flush();
-        } else {
-            // Compare without the countdown so a plain log gets one line per real change.
-            let key = s.split(", expires in").next().unwrap_or(&s).to_string();
-            if key != last {
-                eprintln!("{s}");
-                last = key;
-            }
+            return;
+        }
+        // Compare without the countdown so a plain log gets one line per real change.
+        let key = s.split(", expires in").next().unwrap_or(&s).to_string();
+        if key != last {
+            eprintln!("{s}");
+            last = key;
+            last_line = std::time::Instant::now();
+        } else if last_line.elapsed() >= talk.heartbeat {
+            eprintln!(
+                "{}",
+                heartbeat_line(st, timeout.saturating_sub(started.elapsed()))
+            );
+            last_line = std::time::Instant::now();
         }
     }
 }
 
-fn wait(client: &Client, id: &str, timeout: Duration) -> Result<OperationStatus, Error> {
-    let mut p = progress_printer();
+fn wait(
+    client: &Client,
+    id: &str,
+    timeout: Duration,
+    talk: WaitTalk,
+) -> Result<OperationStatus, Error> {
+    let mut p = progress_printer(client, talk, timeout);
     let r = client.wait_for_approval(id, timeout, &mut p);
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && !talk.quiet {
         eprintln!();
     }
     r
@@ -605,6 +691,7 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             description,
             wait: do_wait,
             timeout,
+            talk,
             export,
         } => {
             let spec = OperationSpec {
@@ -615,7 +702,7 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             };
             let id = client.create_operation(&spec)?;
             if do_wait {
-                wait(client, &id, timeout.unwrap_or(valid))?;
+                wait(client, &id, timeout.unwrap_or(valid), talk)?;
             }
             if export {
                 outln!("export KSC_OPERATION_ID={}", shell_quote(&id));
@@ -629,7 +716,7 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             let id = op_id(client, id)?;
             print_status(&client.operation(&id)?, json_out);
         }
-        OperationCmd::Wait { id, timeout } => {
+        OperationCmd::Wait { id, timeout, talk } => {
             let id = op_id(client, id)?;
             let cfg = client.config().approval_timeout;
             let timeout = timeout.unwrap_or(if cfg.is_zero() {
@@ -637,7 +724,7 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             } else {
                 cfg
             });
-            let st = wait(client, &id, timeout)?;
+            let st = wait(client, &id, timeout, talk)?;
             if json_out {
                 outln!("{}", st.raw);
             } else {
