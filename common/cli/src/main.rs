@@ -12,6 +12,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
+use ks_common::config::{
+    ALL_VARIABLES, KSC_API_SERVER, KSC_CLIENT_ID, KSC_CLIENT_SECRET, KSC_CONFIG, KSC_ID_TOKEN,
+};
 use ks_common::duration::{format_duration, parse_duration};
 use ks_common::error::{Error, ErrorKind};
 use ks_common::hash::{HashAlg, Hasher};
@@ -72,10 +75,10 @@ struct Cli {
     /// Print results as JSON on stdout (errors too).
     #[arg(long, global = true)]
     json: bool,
-    /// API server URL (overrides KSC_CONFIG; the environment still wins).
+    /// API server URL (wins over KSC_API_SERVER and the config file).
     #[arg(long, global = true, value_name = "URL")]
     api_server: Option<String>,
-    /// Config file (same as KSC_CONFIG).
+    /// Config file (wins over KSC_CONFIG).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -312,15 +315,26 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
-    let mut overrides = Settings::new();
+    // Command-line flags > environment > config file > defaults: the flags replace the
+    // environment's value before the library applies its own order (file < environment).
+    let mut settings: Settings = ALL_VARIABLES
+        .iter()
+        .filter_map(|v| std::env::var(v).ok().map(|val| (v.to_string(), val)))
+        .collect();
     if let Some(a) = &cli.api_server {
-        overrides.insert("KSC_API_SERVER".into(), a.clone());
+        settings.insert(KSC_API_SERVER.into(), a.clone());
     }
     if let Some(c) = &cli.config {
-        overrides.insert("KSC_CONFIG".into(), c.display().to_string());
+        settings.insert(KSC_CONFIG.into(), c.display().to_string());
     }
-    let config = Config::load(&overrides)?;
+    let config = Config::resolve(&Settings::new(), &settings)?;
     ks_common::logging::init(&config);
+    if config.id_token.is_some() && config.has_client_credentials() {
+        eprintln!(
+            "ksc: both {KSC_ID_TOKEN} and {KSC_CLIENT_ID}/{KSC_CLIENT_SECRET} are set; using {KSC_ID_TOKEN} (a given token always wins over logging in); unset {KSC_ID_TOKEN} to log in as client {:?}",
+            config.client_id.as_deref().unwrap_or_default()
+        );
+    }
     let client = Client::new(config);
     let json_out = cli.json;
     match cli.command {
