@@ -93,6 +93,23 @@ impl Client {
         policy: RetryPolicy,
     ) -> Result<Response> {
         let url = join_url(self.config.require_api_server()?, segments)?;
+        self.api_at(method, url, body, policy)
+    }
+
+    /// An authenticated GET with query parameters.
+    fn api_query(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Response> {
+        let mut url = join_url(self.config.require_api_server()?, segments)?;
+        url.query_pairs_mut().extend_pairs(query);
+        self.api_at(Method::GET, url, None, RetryPolicy::Idempotent)
+    }
+
+    fn api_at(
+        &self,
+        method: Method,
+        url: reqwest::Url,
+        body: Option<&Value>,
+        policy: RetryPolicy,
+    ) -> Result<Response> {
         let body = match body {
             Some(v) => Some((
                 serde_json::to_vec(v).map_err(|e| Error::internal(format!("JSON: {e}")))?,
@@ -332,6 +349,37 @@ impl Client {
             Error::bad_response("the operation status is not JSON").with_operation(id)
         })?;
         OperationStatus::parse(id, &v)
+    }
+
+    /// The operations this identity may see (`GET /api/operations?status=`, an extension):
+    /// `filter` is `all` or a state name (`pending`, `approved`, ...).
+    pub fn operations(&self, filter: &str) -> Result<Vec<OperationStatus>> {
+        let url_segments = ["api", "operations"];
+        let resp = self.api_query(&url_segments, &[("status", filter)])?;
+        if resp.status == 404 || resp.status == 405 {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "the server cannot list operations (an extension of the dev KeyServer)",
+            )
+            .with_remedy("see the operations in the KeyServer web UI (keyclient)"));
+        }
+        if !(200..300).contains(&resp.status) {
+            return Err(from_server_reply(resp.status, &resp.body, resp.retry_after));
+        }
+        let v: Value = serde_json::from_slice(&resp.body)
+            .map_err(|_| Error::bad_response("the operation list is not JSON"))?;
+        let list = v
+            .as_array()
+            .ok_or_else(|| Error::bad_response("the operation list is not a JSON array"))?;
+        list.iter()
+            .map(|o| {
+                let id = o
+                    .get("id")
+                    .and_then(|i| i.as_str().map(String::from).or_else(|| Some(i.to_string())))
+                    .unwrap_or_default();
+                OperationStatus::parse(&id, o)
+            })
+            .collect()
     }
 
     fn decide(&self, id: &str, verb: &str) -> Result<OperationStatus> {

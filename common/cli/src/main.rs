@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use base64::Engine as _;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use ks_common::config::{
@@ -113,6 +114,7 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+
     /// Create an operation, show its status, wait for it, approve or reject it.
     #[command(subcommand)]
     Operation(OperationCmd),
@@ -126,6 +128,18 @@ enum Command {
         #[command(flatten)]
         batch: batch::BatchArgs,
     },
+    /// Print a shell completion script for ksc (install it as your shell expects).
+    #[command(
+        after_help = "Examples:\n  ksc completions bash > /usr/share/bash-completion/completions/ksc\n  ksc completions zsh > \"${fpath[1]}/_ksc\""
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print ksc's man page (roff) on stdout.
+    #[command(after_help = "Example:\n  ksc man > /usr/share/man/man1/ksc.1 && man ksc")]
+    Man,
     /// Verify a signature of a file locally with the key's certificate.
     #[command(after_help = "Example:\n  ksc verify --key key1 --in fw.bin --sig fw.sig")]
     Verify {
@@ -219,6 +233,21 @@ enum OperationCmd {
         /// Print `export KSC_OPERATION_ID=...` for eval.
         #[arg(long)]
         export: bool,
+    },
+    /// List the operations this identity may see (default: the pending ones).
+    #[command(
+        after_help = "Examples:\n  ksc operation list              # pending\n  ksc operation list --mine --all  # every operation this identity created\n  ksc operation list --json | jq -r '.[].id'"
+    )]
+    List {
+        /// Only pending operations (the default).
+        #[arg(long, conflicts_with = "all")]
+        pending: bool,
+        /// Operations in every state.
+        #[arg(long)]
+        all: bool,
+        /// Only operations created by this identity.
+        #[arg(long)]
+        mine: bool,
     },
     /// Show an operation's status.
     #[command(
@@ -315,6 +344,22 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    // Generated from the clap definition; they need no configuration.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ksc", &mut buf);
+            return write_output(None, &buf);
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut buf)
+                .map_err(|e| Error::internal(format!("man page: {e}")))?;
+            return write_output(None, &buf);
+        }
+        _ => {}
+    }
     // Command-line flags > environment > config file > defaults: the flags replace the
     // environment's value before the library applies its own order (file < environment).
     let mut settings: Settings = ALL_VARIABLES
@@ -355,6 +400,23 @@ fn run(cli: Cli) -> Result<(), Error> {
             out,
         } => {
             let k = client.key(&key)?;
+            if json_out {
+                // JSON carries text only: the PEM inside, whatever the other flags say.
+                let mut v = json!({
+                    "keyid": k.keyid,
+                    "certificate_pem": k.certificate_pem(),
+                    "public_key_pem": k.public_key_pem(),
+                    "subject": k.subject_string(),
+                    "not_after": unix(k.not_after),
+                });
+                if der {
+                    v["certificate_der_base64"] =
+                        json!(base64::engine::general_purpose::STANDARD.encode(&k.certificate_der));
+                }
+                let text = format!("{v}\n");
+                write_output(out.as_deref(), text.as_bytes())?;
+                return Ok(());
+            }
             let bytes = if der {
                 k.certificate_der.clone()
             } else if pubkey {
@@ -366,6 +428,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Operation(op) => operation(&client, op, json_out)?,
         Command::Sign { args, batch } => batch::sign(&client, &args, &batch, json_out)?,
+        Command::Completions { .. } | Command::Man => {}
         Command::Verify { args, sig } => {
             let entry = client.key(&args.key)?;
             let request = build_request(&entry, &args)?;
@@ -569,9 +632,21 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// The JSON form of a status: the server's reply with `approved` a boolean (the Known API
+/// sends the string "true") and `status` always present.
+fn status_json(st: &OperationStatus) -> Value {
+    let mut v = st.raw.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("id".into(), json!(st.id));
+        o.insert("approved".into(), json!(st.approved));
+        o.insert("status".into(), json!(st.state.name()));
+    }
+    v
+}
+
 fn print_status(st: &OperationStatus, json_out: bool) {
     if json_out {
-        outln!("{}", st.raw);
+        outln!("{}", status_json(st));
         return;
     }
     outln!("operation {}: {}", st.id, st.state);
@@ -726,6 +801,11 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
                 outln!("{id}");
             }
         }
+        OperationCmd::List {
+            pending: _,
+            all,
+            mine,
+        } => list(client, all, mine, json_out)?,
         OperationCmd::Status { id } => {
             let id = op_id(client, id)?;
             print_status(&client.operation(&id)?, json_out);
@@ -740,7 +820,7 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             });
             let st = wait(client, &id, timeout, talk)?;
             if json_out {
-                outln!("{}", st.raw);
+                outln!("{}", status_json(&st));
             } else {
                 outln!("operation {id}: approved");
             }
@@ -753,6 +833,82 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             let id = op_id(client, id)?;
             print_status(&client.reject(&id)?, json_out);
         }
+    }
+    Ok(())
+}
+
+/// Who this client is, as operations record it (`createdby`): the token's `sub`, its
+/// `client_id`, or `iss#sub` for external (CI) tokens. Read without verification: it only
+/// filters a list the server already decided this identity may see.
+fn identities(token: &str) -> Vec<String> {
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(String::from);
+    let mut ids: Vec<String> = [s("sub"), s("client_id"), s("azp")]
+        .into_iter()
+        .flatten()
+        .collect();
+    if let (Some(iss), Some(sub)) = (s("iss"), s("sub")) {
+        ids.push(format!("{iss}#{sub}"));
+    }
+    ids
+}
+
+/// `ksc operation list`.
+fn list(client: &Client, all: bool, mine: bool, json_out: bool) -> Result<(), Error> {
+    let filter = if all { "all" } else { "pending" };
+    let mut ops = client.operations(filter)?;
+    if mine {
+        let me = identities(&client.token()?);
+        ops.retain(|st| st.created_by.as_ref().is_some_and(|c| me.contains(c)));
+    }
+    if json_out {
+        outln!("{}", Value::Array(ops.iter().map(status_json).collect()));
+        return Ok(());
+    }
+    if ops.is_empty() {
+        eprintln!(
+            "ksc: no {}operations{}",
+            if all { "" } else { "pending " },
+            if mine {
+                " created by this identity"
+            } else {
+                ""
+            }
+        );
+        return Ok(());
+    }
+    outln!("ID\tSTATUS\tCREATED BY\tEXPIRES IN\tKEYS\tDESCRIPTION");
+    for st in &ops {
+        let left = match st.expires_in() {
+            Some(l) if !l.is_zero() && !st.state.is_final() => format_duration(l),
+            _ => "-".into(),
+        };
+        let keys: Vec<String> = st
+            .keys
+            .iter()
+            .map(|k| match k.max_usage {
+                Some(m) => format!("{}={m}", k.keyid),
+                None => k.keyid.clone(),
+            })
+            .collect();
+        outln!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            st.id,
+            st.state,
+            st.created_by.as_deref().unwrap_or("-"),
+            left,
+            keys.join(","),
+            st.description.as_deref().unwrap_or("")
+        );
     }
     Ok(())
 }

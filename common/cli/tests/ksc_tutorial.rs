@@ -160,7 +160,7 @@ fn tutorial_flow_through_ksc() {
     assert!(waited.contains("approved"), "{waited}");
     let st: serde_json::Value =
         serde_json::from_str(&ksc_ok(&env, &["operation", "status", "--json"])).expect("json");
-    assert_eq!(st["approved"], "true");
+    assert_eq!(st["approved"], true, "a boolean in --json");
 
     // Sign with every key type and padding; verify with openssl and with ksc.
     for (i, (key, hash, pss)) in CASES.iter().enumerate() {
