@@ -56,7 +56,8 @@ Exit codes:
 
 Environment: KSC_API_SERVER, KSC_ID_TOKEN or KSC_AUTH_SERVER + KSC_CLIENT_ID + KSC_CLIENT_SECRET,
 KSC_OPERATION_ID, KSC_OPERATION_DESCRIPTION, KSC_CA_FILE, KSC_HTTP_CLIENT_TIMEOUT,
-KSC_APPROVAL_TIMEOUT, KSC_LOG, KSC_CONFIG.";
+KSC_APPROVAL_TIMEOUT, KSC_APPROVAL_URL, KSC_LOG, KSC_LOG_FORMAT, KSC_CONFIG.
+Precedence: command-line flags > environment > config file > defaults.";
 
 const MAIN_EXAMPLES: &str = "\
 Examples (the tutorial's pipeline):

@@ -43,10 +43,12 @@ fn paths() -> Result<Paths, String> {
     let module = profile_dir.join("libpkcs11ks.so");
     let provider = profile_dir.join("libkeyserver.so");
     let devserver = profile_dir.join("ks-devserver");
+    let ksc = profile_dir.join("ksc");
     for (f, pkg) in [
         (&module, "ks-pkcs11"),
         (&provider, "ks-provider"),
         (&devserver, "ks-devserver"),
+        (&ksc, "ks-cli"),
     ] {
         if !f.is_file() {
             return Err(format!(
@@ -498,6 +500,69 @@ fn batches(
         .collect())
 }
 
+/// Files per `ksc sign` batch run (the pipeline case).
+const KSC_FILES: usize = 1000;
+/// Workers of the `ksc sign` batch (the floor row it is compared with has as many threads).
+const KSC_JOBS: usize = 4;
+
+/// Figure 2b: `ksc sign --in DIR --out-dir DIR --jobs 4` over `files` distinct small files
+/// (fresh contents per run, so the server's requestid replay never answers for it): files
+/// per second and the ratio to the floor's 4-thread rate for key1.
+fn ksc_batch(
+    paths: &Paths,
+    server: &Server,
+    files: usize,
+    runs: usize,
+    batch_rows: &[Value],
+) -> Result<Value, String> {
+    let ksc = paths.profile_dir.join("ksc");
+    let mut walls = Vec::new();
+    for run in 0..=runs {
+        let dir = paths.bench_dir.join(format!("ksc-batch-{run}"));
+        let (input, out) = (dir.join("in"), dir.join("out"));
+        for d in [&input, &out] {
+            std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+        }
+        for i in 0..files {
+            let f = input.join(format!("file-{i:05}.bin"));
+            std::fs::write(
+                &f,
+                format!("ks-bench ksc batch {} {run} {i}", std::process::id()),
+            )
+            .map_err(|e| format!("write {}: {e}", f.display()))?;
+        }
+        let r = run_child(
+            base_command(&ksc, server, paths)
+                .args(["sign", "--key", "key1", "--in"])
+                .arg(&input)
+                .arg("--out-dir")
+                .arg(&out)
+                .args(["--jobs", &KSC_JOBS.to_string()]),
+        )?;
+        let _ = std::fs::remove_dir_all(&dir);
+        // Run 0 is the warm-up.
+        if run > 0 {
+            walls.push(r.wall.as_secs_f64());
+        }
+    }
+    let wall = median(&walls);
+    let per_second = ratio(files as f64, wall);
+    let floor = batch_rows
+        .iter()
+        .find(|b| b["via"] == "floor" && b["key"] == "key1" && b["threads"] == KSC_JOBS)
+        .and_then(|b| b["per_second"].as_f64())
+        .unwrap_or(0.0);
+    Ok(json!({
+        "key": "key1",
+        "files": files,
+        "jobs": KSC_JOBS,
+        "wall_s": wall,
+        "wall_s_runs": walls,
+        "files_per_second": per_second,
+        "ratio_to_floor": ratio(per_second, floor),
+    }))
+}
+
 /// Figure 3: dlopen → first signature, and C_Initialize alone, in fresh processes.
 fn cold_start(
     paths: &Paths,
@@ -805,6 +870,14 @@ fn print_table(results: &Value) {
             b["tls_handshakes"].as_i64().unwrap_or(-1),
         );
     }
+    let k = &results["ksc_batch"];
+    println!(
+        "   ksc sign --jobs {} over {} files (key1): {:.1} files/s, {:.2} x floor (4 threads)",
+        k["jobs"].as_i64().unwrap_or(0),
+        k["files"].as_i64().unwrap_or(0),
+        f(&k["files_per_second"]),
+        f(&k["ratio_to_floor"]),
+    );
     println!();
     println!("3. Cold start through libpkcs11ks.so (key1), fresh process each");
     println!(
@@ -883,7 +956,8 @@ pub fn run(
     let machine = machine();
 
     progress("starting the dev KeyServer (6 keys)");
-    let uses = u32::try_from(count * 20 * batch_runs + 10_000).unwrap_or(u32::MAX);
+    let uses = u32::try_from(count * 20 * batch_runs + KSC_FILES * (batch_runs + 1) + 10_000)
+        .unwrap_or(u32::MAX);
     let server = start_server(None, &["key1", "key2"], uses)?;
     let setup = setup_files(&paths, &server, &openssl, &engine)?;
 
@@ -902,6 +976,9 @@ pub fn run(
     let per_proc = per_process(&paths, &server, &setup, &openssl, runs)?;
     progress(&format!("figure 2: batches of {count} signatures"));
     let batch_rows = batches(&paths, &server, &exe, count, batch_runs)?;
+    let ksc_files = if quick { KSC_FILES / 5 } else { KSC_FILES };
+    progress(&format!("figure 2b: ksc sign over {ksc_files} files"));
+    let ksc_row = ksc_batch(&paths, &server, ksc_files, batch_runs, &batch_rows)?;
     progress("figure 3: cold start, 6 keys");
     let mut cold = vec![cold_start(&paths, &server, &exe, 6, runs)?];
     drop(server);
@@ -933,6 +1010,7 @@ pub fn run(
         },
         "per_process": per_proc,
         "batch": batch_rows,
+        "ksc_batch": ksc_row,
         "cold_start": cold,
         "server": server_rows,
         "client_verify": verify_rows,
