@@ -26,9 +26,13 @@ struct Logger {
     file: Option<Mutex<File>>,
 }
 
-/// True for records of this project's crates (their targets start with `ks_`).
+/// True for records of this project's crates (ks_common, ksc, the provider `keyserver`, the
+/// PKCS#11 module `pkcs11ks`).
 fn is_ours(target: &str) -> bool {
-    target.starts_with("ks_") || target.starts_with("ksc") || target.starts_with("keyserver")
+    target.starts_with("ks_")
+        || target.starts_with("ksc")
+        || target.starts_with("keyserver")
+        || target.starts_with("pkcs11ks")
 }
 
 /// `2026-11-30T00:51:07.123Z` for `t`.

@@ -297,8 +297,9 @@ pub fn write_atomic(out: &Path, bytes: &[u8]) -> Result<(), Error> {
     })
 }
 
-/// Hashes `input` with `hash` (and SHA-256 for the manifest) in one pass.
-fn hash_file(input: &Path, hash: HashAlg) -> Result<(Vec<u8>, String), Error> {
+/// Hashes `input` (`-`: stdin) with `hash`, and with SHA-256 for the manifest, in one
+/// streaming pass (large firmware images are fine).
+pub fn hash_file(input: &Path, hash: HashAlg) -> Result<(Vec<u8>, String), Error> {
     let mut h = Hasher::new(hash);
     let mut h256 = (hash != HashAlg::Sha256).then(|| Hasher::new(HashAlg::Sha256));
     let read_err = |e: std::io::Error| usage(format!("cannot read {}: {e}", input.display()));

@@ -18,7 +18,7 @@ use ks_common::config::{
 };
 use ks_common::duration::{format_duration, parse_duration};
 use ks_common::error::{Error, ErrorKind};
-use ks_common::hash::{HashAlg, Hasher};
+use ks_common::hash::HashAlg;
 use ks_common::keys::{KeyEntry, PublicKey};
 use ks_common::operation::{OperationSpec, OperationState, OperationStatus};
 use ks_common::sign::{EcdsaFormat, SignRequest};
@@ -464,33 +464,14 @@ fn print_json(v: &Value) {
     outln!("{v}");
 }
 
-/// Hashes verify's one input (streaming, so large firmware images are fine) and builds the
-/// request.
+/// Hashes verify's one input and builds the request.
 fn build_request(entry: &KeyEntry, args: &SignArgs) -> Result<SignRequest, Error> {
     let input = match args.input.as_slice() {
         [one] => one,
         _ => return Err(Error::invalid_input("verify takes exactly one --in FILE")),
     };
-    let mut hasher = Hasher::new(args.hash);
-    let mut reader: Box<dyn std::io::Read> =
-        if input == Path::new("-") {
-            Box::new(std::io::stdin())
-        } else {
-            Box::new(std::fs::File::open(input).map_err(|e| {
-                Error::invalid_input(format!("cannot read {}: {e}", input.display()))
-            })?)
-        };
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| Error::invalid_input(format!("cannot read {}: {e}", input.display())))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    request_for(entry, args, hasher.finalize())
+    let (digest, _) = batch::hash_file(input, args.hash)?;
+    request_for(entry, args, digest)
 }
 
 /// The request for `digest` (made with `args.hash`) under the key's type and the padding flags.
@@ -519,8 +500,6 @@ fn request_for(entry: &KeyEntry, args: &SignArgs, digest: Vec<u8>) -> Result<Sig
         }
     })
 }
-
-use std::io::Read as _;
 
 fn write_output(out: Option<&Path>, bytes: &[u8]) -> Result<(), Error> {
     let io_err =
