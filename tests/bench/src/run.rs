@@ -517,6 +517,7 @@ fn ksc_batch(
 ) -> Result<Value, String> {
     let ksc = paths.profile_dir.join("ksc");
     let mut walls = Vec::new();
+    let (mut handshakes, mut sign_orders) = (0, 0);
     for run in 0..=runs {
         let dir = paths.bench_dir.join(format!("ksc-batch-{run}"));
         let (input, out) = (dir.join("in"), dir.join("out"));
@@ -531,6 +532,7 @@ fn ksc_batch(
             )
             .map_err(|e| format!("write {}: {e}", f.display()))?;
         }
+        let before = counters(&server.server);
         let r = run_child(
             base_command(&ksc, server, paths)
                 .args(["sign", "--key", "key1", "--in"])
@@ -539,10 +541,13 @@ fn ksc_batch(
                 .arg(&out)
                 .args(["--jobs", &KSC_JOBS.to_string()]),
         )?;
+        let d = delta(counters(&server.server), before, [0; 3]);
         let _ = std::fs::remove_dir_all(&dir);
         // Run 0 is the warm-up.
         if run > 0 {
             walls.push(r.wall.as_secs_f64());
+            handshakes = handshakes.max(d[1]);
+            sign_orders = sign_orders.max(d[2]);
         }
     }
     let wall = median(&walls);
@@ -560,6 +565,8 @@ fn ksc_batch(
         "wall_s_runs": walls,
         "files_per_second": per_second,
         "ratio_to_floor": ratio(per_second, floor),
+        "sign_orders": sign_orders,
+        "tls_handshakes": handshakes,
     }))
 }
 
@@ -872,11 +879,13 @@ fn print_table(results: &Value) {
     }
     let k = &results["ksc_batch"];
     println!(
-        "   ksc sign --jobs {} over {} files (key1): {:.1} files/s, {:.2} x floor (4 threads)",
+        "   ksc sign --jobs {} over {} files (key1): {:.1} files/s, {:.2} x floor (4 threads), {} sign orders, {} handshakes",
         k["jobs"].as_i64().unwrap_or(0),
         k["files"].as_i64().unwrap_or(0),
         f(&k["files_per_second"]),
         f(&k["ratio_to_floor"]),
+        k["sign_orders"].as_i64().unwrap_or(-1),
+        k["tls_handshakes"].as_i64().unwrap_or(-1),
     );
     println!();
     println!("3. Cold start through libpkcs11ks.so (key1), fresh process each");
