@@ -21,7 +21,7 @@ fn wait_without_a_terminal_sends_heartbeats_and_the_link() {
             "wait",
             &op,
             "--timeout",
-            "3s",
+            "5s",
             "--heartbeat",
             "1s",
         ],
