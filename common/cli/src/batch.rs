@@ -357,7 +357,8 @@ struct Progress {
     total: usize,
     done: usize,
     failed: usize,
-    tty: bool,
+    /// A progress bar on a terminal; `None` for plain lines (CI logs, pipes).
+    bar: Option<indicatif::ProgressBar>,
     last: Instant,
     started: Instant,
 }
@@ -378,11 +379,11 @@ impl Progress {
             self.failed,
             self.started.elapsed().as_secs_f64()
         );
-        if self.tty {
-            eprint!("\r\x1b[2K{line}");
-            let _ = std::io::stderr().flush();
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done as u64);
+            bar.set_message(format!("{} failed", self.failed));
             if self.done == self.total {
-                eprintln!();
+                bar.finish();
             }
         } else if self.done == self.total || self.last.elapsed() >= PROGRESS_EVERY {
             eprintln!("{line}");
@@ -487,11 +488,21 @@ fn run_workers(client: &Client, op: &str, keyid: &str, jobs: usize, items: &mut 
     let todo: Vec<usize> = (0..items.len())
         .filter(|&i| items[i].status == Status::NotAttempted)
         .collect();
+    let bar = (many && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(items.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "ksc: {bar:40} {pos}/{len} files, {msg}, {elapsed}, eta {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_position((items.len() - todo.len()) as u64);
+        bar
+    });
     let progress = Mutex::new(Progress {
         total: items.len(),
         done: items.len() - todo.len(),
         failed: 0,
-        tty: std::io::stderr().is_terminal(),
+        bar,
         last: Instant::now(),
         started: Instant::now(),
     });
@@ -525,7 +536,11 @@ fn run_workers(client: &Client, op: &str, keyid: &str, jobs: usize, items: &mut 
                             stop.store(true, Ordering::Relaxed);
                         }
                         if many {
-                            eprintln!("ksc: {}: {e}", it.input.display());
+                            let line = format!("ksc: {}: {e}", it.input.display());
+                            match progress.lock().ok().and_then(|p| p.bar.clone()) {
+                                Some(bar) => bar.println(line),
+                                None => eprintln!("{line}"),
+                            }
                         }
                         it.status = Status::Failed;
                         it.error = Some(e);

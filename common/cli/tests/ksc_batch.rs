@@ -371,3 +371,48 @@ fn many_files_in_parallel_with_manifest_and_safe_rerun() {
     assert_eq!(report["files"][1]["status"], "failed", "{report}");
     assert_eq!(used(&srv, &op, "key1"), 6);
 }
+
+#[test]
+fn a_terminal_gets_a_progress_bar() {
+    require_tool("script", "bsdutils");
+    let srv = DevServer::start();
+    let op = srv.create_operation("orderer-client", &[("key1", 3)], 300_000);
+    let env = with(
+        user_settings(&srv, "orderer-client"),
+        "KSC_OPERATION_ID",
+        &op,
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).expect("mkdir");
+    for i in 0..3 {
+        write(&input, &format!("f{i}.bin"), format!("file {i}").as_bytes());
+    }
+    let sigs = tmp.path().join("sigs");
+    std::fs::create_dir(&sigs).expect("mkdir");
+    // ksc runs on the pseudo-terminal `script` gives it; its stderr is that terminal.
+    let command = format!(
+        "'{}' sign --key key1 --in '{}' --out-dir '{}'",
+        env!("CARGO_BIN_EXE_ksc"),
+        input.display(),
+        sigs.display()
+    );
+    let mut cmd = Command::new("script");
+    for v in ks_common::config::ALL_VARIABLES {
+        cmd.env_remove(v);
+    }
+    let out = cmd
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("TERM", "xterm")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("3/3 files"), "no progress bar: {screen}");
+    assert!(
+        !screen.contains("files done"),
+        "plain lines on a terminal: {screen}"
+    );
+    assert_eq!(used(&srv, &op, "key1"), 3);
+}
