@@ -36,8 +36,8 @@ done
 
 target=${CARGO_TARGET_DIR:-target}
 if [ "$build" = 1 ]; then
-  echo "== cargo build --release (ks-bench, ks-devserver, ks-pkcs11, ks-provider, ks-common)" >&2
-  cargo build --release --locked -p ks-bench -p ks-devserver -p ks-pkcs11 -p ks-provider -p ks-common
+  echo "== cargo build --release (ks-bench, ks-devserver, ks-pkcs11, ks-provider, ks-common, ks-cli)" >&2
+  cargo build --release --locked -p ks-bench -p ks-devserver -p ks-pkcs11 -p ks-provider -p ks-common -p ks-cli
 fi
 mkdir -p "$target/bench"
 exec "$target/release/ks-bench" run ${args[@]+"${args[@]}"}

@@ -3,7 +3,7 @@
 #   keyserver.so      -> OpenSSL's MODULESDIR (`openssl version -m`), where `-provider keyserver` finds it
 #   libpkcs11ks.so    -> <libdir>/pkcs11/ (the system PKCS#11 module directory)
 #   keyserver.module  -> <prefix>/share/p11-kit/modules/ (p11-kit), pointing at the installed module
-#   ksc               -> <prefix>/bin/
+#   ksc               -> <prefix>/bin/, its man page and bash/zsh/fish completions -> <prefix>/share/
 #   openssl-ks.cnf, openssl-pkcs11-engine.cnf, ksc.conf
 #                     -> <sysconfdir>/keyserver-signing/, with the installed paths filled in
 #
@@ -94,6 +94,10 @@ fi
 bindir=$prefix/bin
 pkcs11dir=$libdir/pkcs11
 p11kitdir=$prefix/share/p11-kit/modules
+man1dir=$prefix/share/man/man1
+bashcompdir=$prefix/share/bash-completion/completions
+zshcompdir=$prefix/share/zsh/vendor-completions
+fishcompdir=$prefix/share/fish/vendor_completions.d
 confdir=$sysconfdir/keyserver-signing
 enginesdir=$(openssl version -e | sed -n 's/^ENGINESDIR: "\(.*\)"$/\1/p')
 
@@ -104,6 +108,10 @@ targets=(
   "$pkcs11dir/libpkcs11ks.so"
   "$p11kitdir/keyserver.module"
   "$bindir/ksc"
+  "$man1dir/ksc.1"
+  "$bashcompdir/ksc"
+  "$zshcompdir/_ksc"
+  "$fishcompdir/ksc.fish"
   "$confdir/openssl-ks.cnf"
   "$confdir/openssl-pkcs11-engine.cnf"
   "$confdir/ksc.conf"
@@ -162,6 +170,16 @@ run install -d "$destdir$modulesdir" "$destdir$pkcs11dir" "$destdir$p11kitdir" "
 run install -m 0755 "$bin/libkeyserver.so" "$destdir$modulesdir/keyserver.so"
 run install -m 0755 "$bin/libpkcs11ks.so" "$destdir$pkcs11dir/libpkcs11ks.so"
 run install -m 0755 "$bin/ksc" "$destdir$bindir/ksc"
+# The man page and completions come from ksc's own command-line definition.
+run install -d "$destdir$man1dir" "$destdir$bashcompdir" "$destdir$zshcompdir" "$destdir$fishcompdir"
+if [ $dry -eq 1 ]; then
+  echo "+ ksc man / ksc completions bash|zsh|fish"
+else
+  "$bin/ksc" man | write_file "$destdir$man1dir/ksc.1"
+  "$bin/ksc" completions bash | write_file "$destdir$bashcompdir/ksc"
+  "$bin/ksc" completions zsh | write_file "$destdir$zshcompdir/_ksc"
+  "$bin/ksc" completions fish | write_file "$destdir$fishcompdir/ksc.fish"
+fi
 sed "s|^module:.*|module: $pkcs11dir/libpkcs11ks.so|" "$root/conf/p11-kit/keyserver.module" \
   | write_file "$destdir$p11kitdir/keyserver.module"
 engine_sed=(-e "s|^MODULE_PATH *=.*|MODULE_PATH = $pkcs11dir/libpkcs11ks.so|")

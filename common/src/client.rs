@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::catalog;
-use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_ID_TOKEN};
+use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_AUTH_SERVER, KSC_ID_TOKEN};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
 use crate::http::{join_url, CallDeadline, Http, Request, Response, RetryPolicy};
@@ -84,7 +84,19 @@ impl Client {
     /// A valid bearer token (`KSC_ID_TOKEN`, or a cached/fresh client-credentials token).
     pub fn token(&self) -> Result<String> {
         let _deadline = CallDeadline::start(self.config.deadline);
-        self.tokens.get(&self.config, &self.http)
+        self.tokens.get(&self.config, &self.http).map_err(|e| {
+            // A token that had to be fetched failed at the auth server: name that setting,
+            // not the API server's.
+            let fetched = self.config.id_token.is_none() && self.config.has_client_credentials();
+            if fetched && !e.has_own_remedy() && e.kind() != ErrorKind::Internal {
+                let auth = self.config.auth_server.as_deref().unwrap_or("");
+                e.with_remedy(format!(
+                    "check {KSC_AUTH_SERVER} ({auth}): the auth server's base URL, reachable, with KSC_CA_FILE trusting its certificate"
+                ))
+            } else {
+                e
+            }
+        })
     }
 
     /// Sends an authenticated API request; on a 401 fetches a fresh token once and repeats.
@@ -96,6 +108,23 @@ impl Client {
         policy: RetryPolicy,
     ) -> Result<Response> {
         let url = join_url(self.config.require_api_server()?, segments)?;
+        self.api_at(method, url, body, policy)
+    }
+
+    /// An authenticated GET with query parameters.
+    fn api_query(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Response> {
+        let mut url = join_url(self.config.require_api_server()?, segments)?;
+        url.query_pairs_mut().extend_pairs(query);
+        self.api_at(Method::GET, url, None, RetryPolicy::Idempotent)
+    }
+
+    fn api_at(
+        &self,
+        method: Method,
+        url: reqwest::Url,
+        body: Option<&Value>,
+        policy: RetryPolicy,
+    ) -> Result<Response> {
         let body = match body {
             Some(v) => Some((
                 serde_json::to_vec(v).map_err(|e| Error::internal(format!("JSON: {e}")))?,
@@ -205,6 +234,19 @@ impl Client {
     /// retries, an approval wait of up to `KSC_APPROVAL_TIMEOUT` when the operation is pending,
     /// and local verification of the returned signature before it is handed out.
     pub fn sign(&self, keyid: &str, request: &SignRequest) -> Result<Vec<u8>> {
+        self.sign_with_requestid(keyid, request, &uuid::Uuid::new_v4().to_string())
+    }
+
+    /// [`Client::sign`] with the caller's `requestid` (1 to 128 characters): a caller that derives
+    /// it from what is signed (`ksc sign` uses operation, key and digest) can repeat an
+    /// interrupted run, and a server that honours requestids replays the stored answer instead of
+    /// spending a second use.
+    pub fn sign_with_requestid(
+        &self,
+        keyid: &str,
+        request: &SignRequest,
+        requestid: &str,
+    ) -> Result<Vec<u8>> {
         // The approval wait is the user's own, separate bound; the deadline covers the rest.
         let _deadline = CallDeadline::start(
             self.config
@@ -213,9 +255,15 @@ impl Client {
         );
         let op = self.config.require_operation_id()?.to_string();
         let ctx = |e: Error| e.with_key(keyid).with_operation(&op);
+        if requestid.is_empty() || requestid.len() > 128 {
+            return Err(ctx(Error::invalid_input(
+                "a requestid must be 1 to 128 characters",
+            )));
+        }
         let entry = self.key(keyid).map_err(ctx)?;
         request.validate(&entry.public_key).map_err(ctx)?;
-        let requestid = uuid::Uuid::new_v4().to_string();
+        let requestid = requestid.to_string();
+        let started_sign = Instant::now();
         let mut body = request.wire_fields().map_err(ctx)?;
         body.insert("operationid".into(), Value::String(op.clone()));
         body.insert("keyid".into(), Value::String(keyid.to_string()));
@@ -242,9 +290,16 @@ impl Client {
                 .api(Method::POST, &["api", "signorders"], Some(&body), policy)
                 .map_err(ctx)?;
             if (200..300).contains(&resp.status) {
-                return self
+                let sig = self
                     .finish_sign(&entry, request, &resp.body, &requestid)
-                    .map_err(ctx);
+                    .map_err(ctx)?;
+                log::info!(
+                    "signed: key {keyid}, operation {op}, digest {}, {} in {}, request {requestid}",
+                    digest_prefix(request),
+                    request.describe(),
+                    format_duration(started_sign.elapsed())
+                );
+                return Ok(sig);
             }
             let err = ctx(from_server_reply(resp.status, &resp.body, resp.retry_after));
             if err.kind() != ErrorKind::Pending {
@@ -360,6 +415,37 @@ impl Client {
             Error::bad_response("the operation status is not JSON").with_operation(id)
         })?;
         OperationStatus::parse(id, &v)
+    }
+
+    /// The operations this identity may see (`GET /api/operations?status=`, an extension):
+    /// `filter` is `all` or a state name (`pending`, `approved`, ...).
+    pub fn operations(&self, filter: &str) -> Result<Vec<OperationStatus>> {
+        let url_segments = ["api", "operations"];
+        let resp = self.api_query(&url_segments, &[("status", filter)])?;
+        if resp.status == 404 || resp.status == 405 {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "the server cannot list operations (an extension of the dev KeyServer)",
+            )
+            .with_remedy("see the operations in the KeyServer web UI (keyclient)"));
+        }
+        if !(200..300).contains(&resp.status) {
+            return Err(from_server_reply(resp.status, &resp.body, resp.retry_after));
+        }
+        let v: Value = serde_json::from_slice(&resp.body)
+            .map_err(|_| Error::bad_response("the operation list is not JSON"))?;
+        let list = v
+            .as_array()
+            .ok_or_else(|| Error::bad_response("the operation list is not a JSON array"))?;
+        list.iter()
+            .map(|o| {
+                let id = o
+                    .get("id")
+                    .and_then(|i| i.as_str().map(String::from).or_else(|| Some(i.to_string())))
+                    .unwrap_or_default();
+                OperationStatus::parse(&id, o)
+            })
+            .collect()
     }
 
     fn decide(&self, id: &str, verb: &str) -> Result<OperationStatus> {
@@ -490,4 +576,20 @@ fn auth_error(resp: &Response, token: &str, config: &Config) -> Error {
         ));
     }
     e
+}
+
+/// The first 8 bytes of what is signed, in hex, for the one info line per signature: enough to
+/// match a log line with a file's digest, never the whole input.
+fn digest_prefix(request: &SignRequest) -> String {
+    let d: Vec<u8> = match request {
+        SignRequest::RsaPkcs1DigestInfo { digest_info } => {
+            crate::hash::parse_digest_info(digest_info)
+                .map(|(_, digest)| digest)
+                .unwrap_or_else(|_| digest_info.clone())
+        }
+        SignRequest::RsaPkcs1 { digest, .. }
+        | SignRequest::RsaPss { digest, .. }
+        | SignRequest::Ecdsa { digest, .. } => digest.clone(),
+    };
+    hex::encode(&d[..d.len().min(8)])
 }

@@ -50,8 +50,13 @@ pub const KSC_SIGNING_CA_FILE: &str = "KSC_SIGNING_CA_FILE";
 /// Pinned certificate or public-key SHA-256 fingerprints: `key1=sha256:HEX,key2=sha256:HEX`.
 pub const KSC_KEY_PINS: &str = "KSC_KEY_PINS";
 
+/// Log line format: `text` (default) or `json`.
+pub const KSC_LOG_FORMAT: &str = "KSC_LOG_FORMAT";
+/// The approvers' page, linked from `ksc operation wait`.
+pub const KSC_APPROVAL_URL: &str = "KSC_APPROVAL_URL";
+
 /// Every variable this crate reads, in documentation order.
-pub const ALL_VARIABLES: [&str; 15] = [
+pub const ALL_VARIABLES: [&str; 17] = [
     KSC_API_SERVER,
     KSC_OPERATION_ID,
     KSC_OPERATION_DESCRIPTION,
@@ -67,6 +72,8 @@ pub const ALL_VARIABLES: [&str; 15] = [
     KSC_DEADLINE,
     KSC_SIGNING_CA_FILE,
     KSC_KEY_PINS,
+    KSC_LOG_FORMAT,
+    KSC_APPROVAL_URL,
 ];
 
 /// Default per-request timeout (the Go client's default).
@@ -122,6 +129,11 @@ pub struct Config {
     pub signing_ca_file: Option<PathBuf>,
     /// `KSC_KEY_PINS`: (key id, SHA-256 of its certificate or of its SubjectPublicKeyInfo).
     pub key_pins: Vec<(String, [u8; 32])>,
+    /// `KSC_LOG_FORMAT=json`: one JSON object per log line.
+    pub log_json: bool,
+    /// `KSC_APPROVAL_URL`: the approvers' page for this server (default: the dev server's
+    /// `/ui/` when the API server is the dev server).
+    pub approval_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -149,6 +161,8 @@ impl std::fmt::Debug for Config {
             .field("deadline", &self.deadline)
             .field("signing_ca_file", &self.signing_ca_file)
             .field("key_pins", &self.key_pins.len())
+            .field("log_json", &self.log_json)
+            .field("approval_url", &self.approval_url)
             .finish()
     }
 }
@@ -171,6 +185,8 @@ impl Default for Config {
             key_pins: Vec::new(),
             log: None,
             config_file: None,
+            log_json: false,
+            approval_url: None,
         }
     }
 }
@@ -277,6 +293,21 @@ impl Config {
             crate::log_spec::LogSpec::parse(&l).map_err(|e| Error::config(KSC_LOG, e))?;
             c.log = Some(l);
         }
+        if let Some(f) = get(KSC_LOG_FORMAT) {
+            c.log_json = match f.to_ascii_lowercase().as_str() {
+                "text" => false,
+                "json" => true,
+                _ => {
+                    return Err(Error::config(
+                        KSC_LOG_FORMAT,
+                        format!("{f:?} is not a log format (text or json)"),
+                    ))
+                }
+            };
+        }
+        c.approval_url = get(KSC_APPROVAL_URL)
+            .map(|v| check_url(KSC_APPROVAL_URL, &v))
+            .transpose()?;
         if c.client_id.is_some() != c.client_secret.is_some() {
             let missing = if c.client_id.is_none() {
                 KSC_CLIENT_ID
@@ -314,6 +345,41 @@ impl Config {
     /// True when a fresh token can be obtained with client credentials.
     pub fn has_client_credentials(&self) -> bool {
         self.auth_server.is_some() && self.client_id.is_some() && self.client_secret.is_some()
+    }
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+
+    #[test]
+    fn api_server_ending_in_api_is_explained() {
+        let mut s = Settings::new();
+        s.insert(KSC_API_SERVER.into(), "https://ks.example:8200/api/".into());
+        let e = Config::resolve(&s, &Settings::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ends in /api") && e.contains("(https://ks.example:8200)"),
+            "{e}"
+        );
+        s.insert(KSC_API_SERVER.into(), "https://ks.example:8200/apis".into());
+        assert!(Config::resolve(&s, &Settings::new()).is_ok());
+    }
+
+    #[test]
+    fn log_format_and_approval_url() {
+        let mut s = Settings::new();
+        s.insert(KSC_LOG_FORMAT.into(), "JSON".into());
+        s.insert(KSC_APPROVAL_URL.into(), "https://keyclient.example/".into());
+        let c = Config::resolve(&s, &Settings::new()).unwrap();
+        assert!(c.log_json);
+        assert_eq!(c.approval_url.as_deref(), Some("https://keyclient.example"));
+        s.insert(KSC_LOG_FORMAT.into(), "xml".into());
+        let e = Config::resolve(&s, &Settings::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KSC_LOG_FORMAT"), "{e}");
     }
 }
 
@@ -371,6 +437,17 @@ fn check_url(var: &str, value: &str) -> Result<String> {
         return Err(Error::config(
             var,
             format!("{value:?} uses plain http; use https:// (http is only allowed to localhost)"),
+        ));
+    }
+    // Every request path starts with /api/ already: a base URL ending in /api would ask for
+    // /api/api/keys and get a baffling 404.
+    if var == KSC_API_SERVER && url.path().trim_end_matches('/').ends_with("/api") {
+        return Err(Error::config(
+            var,
+            format!(
+                "{value:?} ends in /api; give the server's base URL without it ({})",
+                value.trim_end_matches('/').trim_end_matches("/api")
+            ),
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {

@@ -73,19 +73,17 @@ impl ErrorKind {
             ErrorKind::Auth => {
                 "set a valid KSC_ID_TOKEN, or KSC_AUTH_SERVER with KSC_CLIENT_ID and KSC_CLIENT_SECRET"
             }
-            ErrorKind::Forbidden => {
-                "use an identity whose role allows this, or an operation that includes the key"
-            }
+            ErrorKind::Forbidden => "use an identity whose role allows this",
             ErrorKind::NotFound => "check the key id or KSC_OPERATION_ID",
             ErrorKind::Pending => {
                 "have an approver approve the operation, or set KSC_APPROVAL_TIMEOUT (e.g. 5m) to wait"
             }
             ErrorKind::Rejected => "create a new operation (ksc operation create) and have it approved",
             ErrorKind::Expired => {
-                "create a new operation with a longer validity (validms) and finish signing inside it"
+                "the next one needs a longer validity (ksc operation create --valid 30m ...); approve and sign inside it"
             }
             ErrorKind::Exhausted => {
-                "create a new operation with a higher maxusagecount for this key"
+                "the next operation needs more uses of this key (ksc operation create --key KEY=COUNT)"
             }
             ErrorKind::RateLimited => "retry later",
             ErrorKind::InvalidInput => "check the input (digest length, mechanism, key type)",
@@ -235,6 +233,11 @@ impl Error {
     /// The message without context, server detail or remedy.
     pub fn message(&self) -> &str {
         &self.inner.message
+    }
+
+    /// True when the error carries advice of its own rather than its kind's default.
+    pub fn has_own_remedy(&self) -> bool {
+        self.inner.remedy.is_some()
     }
 
     /// The advice shown at the end of the sentence.
@@ -434,9 +437,27 @@ pub fn from_server_reply(
             "the server sent an unexpected reply",
         ),
     };
-    Error::new(kind, message)
+    let remedy = match (status, code.as_deref()) {
+        (_, Some("key_not_in_operation")) => Some(
+            "sign under an operation that includes this key (ksc operation create --key KEY=COUNT)",
+        ),
+        // A 404 for the endpoint itself (not for a key or an operation) means a wrong base URL.
+        (404, _) if detail.contains("no such endpoint") => Some(
+            "check KSC_API_SERVER: it is the server's base URL, without /api (e.g. https://keyserver.example:8200)",
+        ),
+        // The server answered, so TLS and the network are fine: no point in checking KSC_CA_FILE.
+        (500..=599, _) => Some(
+            "the KeyServer itself failed; retry later, and if it persists tell its administrator (KSC_LOG=debug shows the reply)",
+        ),
+        _ => None,
+    };
+    let e = Error::new(kind, message)
         .with_server(status, code, Some(detail))
-        .with_retry_after(retry_after)
+        .with_retry_after(retry_after);
+    match remedy {
+        Some(r) => e.with_remedy(r),
+        None => e,
+    }
 }
 
 #[cfg(test)]
@@ -456,11 +477,48 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("key key1, operation 42: no uses left"), "{s}");
         assert!(s.contains("HTTP 409: key1 used 1 of 1"), "{s}");
-        assert!(s.contains("maxusagecount"), "{s}");
+        assert!(s.contains("--key KEY=COUNT"), "{s}");
         assert_eq!(e.kind(), ErrorKind::Exhausted);
         assert_eq!(e.keyid(), Some("key1"));
         assert_eq!(e.operation(), Some("42"));
         assert_eq!(e.server_code(), Some("usage_exhausted"));
+    }
+
+    #[test]
+    fn wording_of_issue_15() {
+        let reply = |status: u16, code: &str, msg: &str| {
+            let body = serde_json::json!({"error": code, "message": msg}).to_string();
+            from_server_reply(status, body.as_bytes(), None).to_string()
+        };
+        // Expired: "create a new operation" once, and the flag's name, not the API's.
+        let s = reply(
+            403,
+            "operation_expired",
+            "operation 7 expired at 2026-11-30T00:00:00Z; create a new operation",
+        );
+        assert_eq!(s.matches("create a new operation").count(), 1, "{s}");
+        assert!(!s.contains("validms") && s.contains("--valid"), "{s}");
+        // Key not in the operation: no advice about roles.
+        let s = reply(
+            403,
+            "key_not_in_operation",
+            "key key9 is not part of operation 7",
+        );
+        assert!(s.contains("the key is not part of this operation"), "{s}");
+        assert!(!s.contains("role") && s.contains("--key"), "{s}");
+        // A 404 for the endpoint is about the base URL, not the key id.
+        let s = reply(404, "not_found", "no such endpoint /api/api/keys");
+        assert!(
+            s.contains("KSC_API_SERVER") && s.contains("without /api"),
+            "{s}"
+        );
+        assert!(!s.contains("key id"), "{s}");
+        // A 5xx reached the server: TLS trust is not the problem.
+        let s = reply(503, "unavailable", "maintenance");
+        assert!(
+            !s.contains("KSC_CA_FILE") && s.contains("retry later"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -4,10 +4,16 @@
 //! Nothing in this crate logs a token, secret or PIN; the sink cannot know what is secret, so the
 //! discipline is at the call sites. The one secret the sink can recognise, the userinfo of a URL
 //! (`https://user:PW@host`), it also removes from every line. Default level: warn.
+//!
+//! Each line starts with an RFC 3339 UTC timestamp; `KSC_LOG_FORMAT=json` writes one JSON object
+//! per line instead (`ts`, `level`, `pid`, `target`, `msg`). Records of other crates (rustls,
+//! hyper, reqwest internals) only appear at `trace`: at `debug` a user wants our requests, not
+//! TLS handshake details.
 
 use std::fs::File;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -17,25 +23,68 @@ pub use crate::log_spec::LogSpec;
 
 struct Logger {
     level: LevelFilter,
+    json: bool,
     file: Option<Mutex<File>>,
+}
+
+/// True for records of this project's crates (ks_common, ksc, the provider `keyserver`, the
+/// PKCS#11 module `pkcs11ks`).
+fn is_ours(target: &str) -> bool {
+    target.starts_with("ks_")
+        || target.starts_with("ksc")
+        || target.starts_with("keyserver")
+        || target.starts_with("pkcs11ks")
+}
+
+/// `2026-11-30T00:51:07.123Z` for `t`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, m, day) = crate::date::civil_from_days((secs / 86400) as i64);
+    let rem = secs % 86400;
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// One log line (with its newline) in the configured format.
+fn format_line(json: bool, now: SystemTime, record: &Record<'_>) -> String {
+    let ts = rfc3339(now);
+    if json {
+        let v = serde_json::json!({
+            "ts": ts,
+            "level": record.level().as_str(),
+            "pid": std::process::id(),
+            "target": record.target(),
+            "msg": record.args().to_string(),
+        });
+        format!("{v}\n")
+    } else {
+        format!(
+            "{ts} keyserver[{}] {} {}: {}\n",
+            std::process::id(),
+            record.level(),
+            record.target(),
+            record.args()
+        )
+    }
 }
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.level() <= self.level
+            && (is_ours(metadata.target()) || self.level == LevelFilter::Trace)
     }
 
     fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format!(
-            "keyserver[{}] {} {}: {}\n",
-            std::process::id(),
-            record.level(),
-            record.target(),
-            crate::redact::userinfo(&record.args().to_string())
-        );
+        let line = crate::redact::userinfo(&format_line(self.json, SystemTime::now(), record));
         // Logging must never fail the caller: write errors are dropped.
         match &self.file {
             Some(f) => {
@@ -86,6 +135,7 @@ pub fn init(config: &Config) {
         });
         let logger = Logger {
             level: spec.level,
+            json: config.log_json,
             file,
         };
         if log::set_boxed_logger(Box::new(logger)).is_ok() {
@@ -101,6 +151,49 @@ pub fn init(config: &Config) {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn lines_have_rfc3339_timestamps_and_json() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(86_401_250);
+        assert_eq!(rfc3339(t), "1970-01-02T00:00:01.250Z");
+        let args = format_args!("signed: key key1");
+        let rec = Record::builder()
+            .args(args)
+            .level(log::Level::Info)
+            .target("ks_common::client")
+            .build();
+        let text = format_line(false, t, &rec);
+        assert!(
+            text.starts_with("1970-01-02T00:00:01.250Z keyserver["),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("INFO ks_common::client: signed: key key1\n"),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&format_line(true, t, &rec)).unwrap();
+        assert_eq!(v["ts"], "1970-01-02T00:00:01.250Z");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["msg"], "signed: key key1");
+    }
+
+    #[test]
+    fn other_crates_only_at_trace() {
+        let l = |level| Logger {
+            level,
+            json: false,
+            file: None,
+        };
+        let meta = |target| {
+            Metadata::builder()
+                .level(log::Level::Debug)
+                .target(target)
+                .build()
+        };
+        assert!(l(LevelFilter::Debug).enabled(&meta("ks_common::http")));
+        assert!(!l(LevelFilter::Debug).enabled(&meta("rustls::client::hs")));
+        assert!(l(LevelFilter::Trace).enabled(&meta("rustls::client::hs")));
+    }
 
     #[test]
     fn parse_specs() {

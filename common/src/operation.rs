@@ -102,6 +102,23 @@ pub struct KeyUsage {
     pub approved_by: Vec<String>,
 }
 
+impl KeyUsage {
+    /// The approvals part of a status line: `no approval needed`, `1 of 2 approvals
+    /// (approver-key3)`; never `1 of 0` or `2 of 1` (extra approvals are named, not counted).
+    pub fn approvals_text(&self) -> Option<String> {
+        let req = self.required_approvals?;
+        if req == 0 {
+            return Some("no approval needed".into());
+        }
+        let have = (self.approved_by.len() as u32).min(req);
+        let mut s = format!("{have} of {req} approvals");
+        if !self.approved_by.is_empty() {
+            s.push_str(&format!(" ({})", self.approved_by.join(", ")));
+        }
+        Some(s)
+    }
+}
+
 /// The parsed `GET /api/operations/{id}` reply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OperationStatus {
@@ -240,7 +257,9 @@ impl OperationStatus {
             other => s.push_str(other.name()),
         }
         if let Some(left) = self.expires_in() {
-            if !self.state.is_final() {
+            if left.is_zero() && !self.state.is_final() {
+                s.push_str(", validity ended");
+            } else if !self.state.is_final() {
                 s.push_str(&format!(", expires in {}", format_duration(left)));
             }
         }
@@ -375,6 +394,26 @@ mod tests {
             (rem % 3600) / 60,
             rem % 60
         )
+    }
+
+    #[test]
+    fn approvals_never_read_1_of_0_or_2_of_1() {
+        let k = |req: u32, by: &[&str]| KeyUsage {
+            keyid: "key1".into(),
+            max_usage: Some(1),
+            usage_count: Some(0),
+            required_approvals: Some(req),
+            approved_by: by.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            k(0, &["admin"]).approvals_text().unwrap(),
+            "no approval needed"
+        );
+        assert_eq!(
+            k(1, &["a", "b"]).approvals_text().unwrap(),
+            "1 of 1 approvals (a, b)"
+        );
+        assert_eq!(k(2, &[]).approvals_text().unwrap(), "0 of 2 approvals");
     }
 
     #[test]

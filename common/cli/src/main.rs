@@ -9,16 +9,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use base64::Engine as _;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
+use ks_common::config::{
+    ALL_VARIABLES, KSC_API_SERVER, KSC_CLIENT_ID, KSC_CLIENT_SECRET, KSC_CONFIG, KSC_ID_TOKEN,
+};
 use ks_common::duration::{format_duration, parse_duration};
 use ks_common::error::{Error, ErrorKind};
-use ks_common::hash::{HashAlg, Hasher};
+use ks_common::hash::HashAlg;
 use ks_common::keys::{KeyEntry, PublicKey};
-use ks_common::operation::{OperationSpec, OperationStatus};
+use ks_common::operation::{OperationSpec, OperationState, OperationStatus};
 use ks_common::sign::{EcdsaFormat, SignRequest};
-use ks_common::{Client, Settings};
+use ks_common::{Client, Config, Settings};
+
+mod batch;
 
 /// `println!` that ends quietly when stdout is closed (`ksc keys | head -1`) instead of panicking.
 macro_rules! outln {
@@ -50,7 +56,8 @@ Exit codes:
 
 Environment: KSC_API_SERVER, KSC_ID_TOKEN or KSC_AUTH_SERVER + KSC_CLIENT_ID + KSC_CLIENT_SECRET,
 KSC_OPERATION_ID, KSC_OPERATION_DESCRIPTION, KSC_CA_FILE, KSC_HTTP_CLIENT_TIMEOUT,
-KSC_APPROVAL_TIMEOUT, KSC_LOG, KSC_CONFIG.";
+KSC_APPROVAL_TIMEOUT, KSC_APPROVAL_URL, KSC_LOG, KSC_LOG_FORMAT, KSC_CONFIG.
+Precedence: command-line flags > environment > config file > defaults.";
 
 const MAIN_EXAMPLES: &str = "\
 Examples (the tutorial's pipeline):
@@ -70,10 +77,10 @@ struct Cli {
     /// Print results as JSON on stdout (errors too).
     #[arg(long, global = true)]
     json: bool,
-    /// API server URL (overrides KSC_CONFIG; the environment still wins).
+    /// API server URL (wins over KSC_API_SERVER and the config file).
     #[arg(long, global = true, value_name = "URL")]
     api_server: Option<String>,
-    /// Config file (same as KSC_CONFIG).
+    /// Config file (wins over KSC_CONFIG).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -108,14 +115,32 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+
     /// Create an operation, show its status, wait for it, approve or reject it.
     #[command(subcommand)]
     Operation(OperationCmd),
     /// Hash a file locally and sign the digest with a KeyServer key.
     #[command(
-        after_help = "Examples:\n  ksc sign --key key1 --in fw.bin --out fw.sig                 # RSA PKCS#1 v1.5, SHA-256\n  ksc sign --key key3 --in fw.bin --out fw.sig --hash sha384 --pss\n  ksc sign --key key2 --in fw.bin --out fw.sig                 # ECDSA, DER signature\n\nVerify with openssl:\n  ksc cert key1 --pubkey -o key1.pub\n  openssl dgst -sha256 -verify key1.pub -signature fw.sig fw.bin\n  (PSS: add -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:-1)"
+        after_help = "Examples:\n  ksc sign --key key1 --in fw.bin --out fw.sig                 # RSA PKCS#1 v1.5, SHA-256\n  ksc sign --key key1 --in build/ --out-dir sigs --jobs 8 --manifest sigs/manifest.json\n  find out -name '*.bin' | ksc sign --key key1 --in-list - --out-dir sigs --suffix .p7\n  ksc sign --key key3 --in fw.bin --out fw.sig --hash sha384 --pss\n  ksc sign --key key2 --in fw.bin --out fw.sig                 # ECDSA, DER signature\n\nVerify with openssl:\n  ksc cert key1 --pubkey -o key1.pub\n  openssl dgst -sha256 -verify key1.pub -signature fw.sig fw.bin\n  (PSS: add -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:-1)"
     )]
-    Sign(SignArgs),
+    Sign {
+        #[command(flatten)]
+        args: SignArgs,
+        #[command(flatten)]
+        batch: batch::BatchArgs,
+    },
+    /// Print a shell completion script for ksc (install it as your shell expects).
+    #[command(
+        after_help = "Examples:\n  ksc completions bash > /usr/share/bash-completion/completions/ksc\n  ksc completions zsh > \"${fpath[1]}/_ksc\""
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print ksc's man page (roff) on stdout.
+    #[command(after_help = "Example:\n  ksc man > /usr/share/man/man1/ksc.1 && man ksc")]
+    Man,
     /// Verify a signature of a file locally with the key's certificate.
     #[command(after_help = "Example:\n  ksc verify --key key1 --in fw.bin --sig fw.sig")]
     Verify {
@@ -132,9 +157,9 @@ struct SignArgs {
     /// Key id.
     #[arg(long)]
     key: String,
-    /// Input file to hash (`-` for stdin).
+    /// Input file to hash (`-` for stdin); sign: repeatable, or a directory (its files).
     #[arg(long = "in", value_name = "FILE")]
-    input: PathBuf,
+    input: Vec<PathBuf>,
     /// Signature output file (sign only; `-` for stdout).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -204,9 +229,26 @@ enum OperationCmd {
         /// How long --wait waits (default: the validity).
         #[arg(long, value_parser = parse_dur, requires = "wait")]
         timeout: Option<Duration>,
+        #[command(flatten)]
+        talk: WaitTalk,
         /// Print `export KSC_OPERATION_ID=...` for eval.
         #[arg(long)]
         export: bool,
+    },
+    /// List the operations this identity may see (default: the pending ones).
+    #[command(
+        after_help = "Examples:\n  ksc operation list              # pending\n  ksc operation list --mine --all  # every operation this identity created\n  ksc operation list --json | jq -r '.[].id'"
+    )]
+    List {
+        /// Only pending operations (the default).
+        #[arg(long, conflicts_with = "all")]
+        pending: bool,
+        /// Operations in every state.
+        #[arg(long)]
+        all: bool,
+        /// Only operations created by this identity.
+        #[arg(long)]
+        mine: bool,
     },
     /// Show an operation's status.
     #[command(
@@ -226,6 +268,8 @@ enum OperationCmd {
         /// Give up after this long (default: KSC_APPROVAL_TIMEOUT if set, else 10m).
         #[arg(long, value_parser = parse_dur)]
         timeout: Option<Duration>,
+        #[command(flatten)]
+        talk: WaitTalk,
     },
     /// Approve an operation (as an approver identity; dev server extension API).
     #[command(
@@ -241,6 +285,26 @@ enum OperationCmd {
         /// Operation id (default: KSC_OPERATION_ID).
         id: Option<String>,
     },
+}
+
+/// How a wait reports while it waits.
+#[derive(Args, Debug, Clone, Copy)]
+struct WaitTalk {
+    /// Without a terminal, print a status line at least this often (per key approvals, who
+    /// approved, time left).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_heartbeat)]
+    heartbeat: Duration,
+    /// Print nothing while waiting (no progress, no heartbeat, no approval link).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("the heartbeat must be greater than 0 (use --quiet for no lines)".into());
+    }
+    Ok(d)
 }
 
 fn exit_code(kind: ErrorKind) -> u8 {
@@ -281,14 +345,43 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
-    let mut overrides = Settings::new();
+    // Generated from the clap definition; they need no configuration.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ksc", &mut buf);
+            return write_output(None, &buf);
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut buf)
+                .map_err(|e| Error::internal(format!("man page: {e}")))?;
+            return write_output(None, &buf);
+        }
+        _ => {}
+    }
+    // Command-line flags > environment > config file > defaults: the flags replace the
+    // environment's value before the library applies its own order (file < environment).
+    let mut settings: Settings = ALL_VARIABLES
+        .iter()
+        .filter_map(|v| std::env::var(v).ok().map(|val| (v.to_string(), val)))
+        .collect();
     if let Some(a) = &cli.api_server {
-        overrides.insert("KSC_API_SERVER".into(), a.clone());
+        settings.insert(KSC_API_SERVER.into(), a.clone());
     }
     if let Some(c) = &cli.config {
-        overrides.insert("KSC_CONFIG".into(), c.display().to_string());
+        settings.insert(KSC_CONFIG.into(), c.display().to_string());
     }
-    let client = Client::connect(&overrides)?;
+    let config = Config::resolve(&Settings::new(), &settings)?;
+    ks_common::logging::init(&config);
+    if config.id_token.is_some() && config.has_client_credentials() {
+        eprintln!(
+            "ksc: both {KSC_ID_TOKEN} and {KSC_CLIENT_ID}/{KSC_CLIENT_SECRET} are set; using {KSC_ID_TOKEN} (a given token always wins over logging in); unset {KSC_ID_TOKEN} to log in as client {:?}",
+            config.client_id.as_deref().unwrap_or_default()
+        );
+    }
+    let client = Client::new(config);
     let json_out = cli.json;
     match cli.command {
         Command::Token => {
@@ -308,6 +401,23 @@ fn run(cli: Cli) -> Result<(), Error> {
             out,
         } => {
             let k = client.key(&key)?;
+            if json_out {
+                // JSON carries text only: the PEM inside, whatever the other flags say.
+                let mut v = json!({
+                    "keyid": k.keyid,
+                    "certificate_pem": k.certificate_pem(),
+                    "public_key_pem": k.public_key_pem(),
+                    "subject": k.subject_string(),
+                    "not_after": unix(k.not_after),
+                });
+                if der {
+                    v["certificate_der_base64"] =
+                        json!(base64::engine::general_purpose::STANDARD.encode(&k.certificate_der));
+                }
+                let text = format!("{v}\n");
+                write_output(out.as_deref(), text.as_bytes())?;
+                return Ok(());
+            }
             let bytes = if der {
                 k.certificate_der.clone()
             } else if pubkey {
@@ -318,33 +428,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             write_output(out.as_deref(), &bytes)?;
         }
         Command::Operation(op) => operation(&client, op, json_out)?,
-        Command::Sign(args) => {
-            let out = args
-                .out
-                .clone()
-                .ok_or_else(|| Error::invalid_input("--out FILE is required for sign"))?;
-            let entry = client.key(&args.key)?;
-            let request = build_request(&entry, &args)?;
-            let sig = client.sign(&args.key, &request)?;
-            write_output(Some(&out), &sig)?;
-            if json_out {
-                outln!(
-                    "{}",
-                    json!({"keyid": args.key, "operation": client.config().operation_id,
-                           "mechanism": request.describe(), "signature": hex::encode(&sig),
-                           "out": out.display().to_string()})
-                );
-            } else if out != Path::new("-") {
-                eprintln!(
-                    "ksc: signed {} with {} ({}), {} bytes -> {}",
-                    args.input.display(),
-                    args.key,
-                    request.describe(),
-                    sig.len(),
-                    out.display()
-                );
-            }
-        }
+        Command::Sign { args, batch } => batch::sign(&client, &args, &batch, json_out)?,
+        Command::Completions { .. } | Command::Man => {}
         Command::Verify { args, sig } => {
             let entry = client.key(&args.key)?;
             let request = build_request(&entry, &args)?;
@@ -374,27 +459,23 @@ fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::invalid_input(format!("cannot read {}: {e}", path.display())))
 }
 
-/// Hashes the input (streaming, so large firmware images are fine) and builds the request.
+/// Prints one JSON value on stdout.
+fn print_json(v: &Value) {
+    outln!("{v}");
+}
+
+/// Hashes verify's one input and builds the request.
 fn build_request(entry: &KeyEntry, args: &SignArgs) -> Result<SignRequest, Error> {
-    let mut hasher = Hasher::new(args.hash);
-    let mut reader: Box<dyn std::io::Read> = if args.input == Path::new("-") {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(&args.input).map_err(|e| {
-            Error::invalid_input(format!("cannot read {}: {e}", args.input.display()))
-        })?)
+    let input = match args.input.as_slice() {
+        [one] => one,
+        _ => return Err(Error::invalid_input("verify takes exactly one --in FILE")),
     };
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader.read(&mut buf).map_err(|e| {
-            Error::invalid_input(format!("cannot read {}: {e}", args.input.display()))
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let digest = hasher.finalize();
+    let (digest, _) = batch::hash_file(input, args.hash)?;
+    request_for(entry, args, digest)
+}
+
+/// The request for `digest` (made with `args.hash`) under the key's type and the padding flags.
+fn request_for(entry: &KeyEntry, args: &SignArgs, digest: Vec<u8>) -> Result<SignRequest, Error> {
     Ok(match &entry.public_key {
         PublicKey::Rsa { .. } if args.pss => SignRequest::RsaPss {
             hash: args.hash,
@@ -419,8 +500,6 @@ fn build_request(entry: &KeyEntry, args: &SignArgs) -> Result<SignRequest, Error
         }
     })
 }
-
-use std::io::Read as _;
 
 fn write_output(out: Option<&Path>, bytes: &[u8]) -> Result<(), Error> {
     let io_err =
@@ -547,9 +626,21 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// The JSON form of a status: the server's reply with `approved` a boolean (the Known API
+/// sends the string "true") and `status` always present.
+fn status_json(st: &OperationStatus) -> Value {
+    let mut v = st.raw.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("id".into(), json!(st.id));
+        o.insert("approved".into(), json!(st.approved));
+        o.insert("status".into(), json!(st.state.name()));
+    }
+    v
+}
+
 fn print_status(st: &OperationStatus, json_out: bool) {
     if json_out {
-        outln!("{}", st.raw);
+        outln!("{}", status_json(st));
         return;
     }
     outln!("operation {}: {}", st.id, st.state);
@@ -559,8 +650,13 @@ fn print_status(st: &OperationStatus, json_out: bool) {
     if let Some(c) = &st.created_by {
         outln!("  created by:  {c}");
     }
-    if let Some(left) = st.expires_in() {
-        outln!("  expires in:  {}", format_duration(left));
+    match st.expires_in() {
+        // An ended validity is said as such, never as "expires in 0ms".
+        Some(left) if left.is_zero() || st.state == OperationState::Expired => {
+            outln!("  expired:     the validity has ended")
+        }
+        Some(left) if !st.state.is_final() => outln!("  expires in:  {}", format_duration(left)),
+        _ => {}
     }
     for k in &st.keys {
         let uses = match (k.usage_count, k.max_usage) {
@@ -568,18 +664,10 @@ fn print_status(st: &OperationStatus, json_out: bool) {
             (None, Some(m)) => format!("{m} uses"),
             _ => String::new(),
         };
-        let appr = match k.required_approvals {
-            Some(r) => format!(
-                ", {} of {r} approvals{}",
-                k.approved_by.len(),
-                if k.approved_by.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", k.approved_by.join(", "))
-                }
-            ),
-            None => String::new(),
-        };
+        let appr = k
+            .approvals_text()
+            .map(|a| format!(", {a}"))
+            .unwrap_or_default();
         outln!("  {}: {uses}{appr}", k.keyid);
     }
     if !st.rejected_by.is_empty() {
@@ -587,30 +675,92 @@ fn print_status(st: &OperationStatus, json_out: bool) {
     }
 }
 
-/// Progress while waiting: a rewritten line on a terminal, a plain line per change otherwise.
-fn progress_printer() -> impl FnMut(&OperationStatus) {
+/// The approvers' page: `KSC_APPROVAL_URL`, else the dev KeyServer's `/ui/` when the status
+/// carries its extension fields (a real KeyServer's keyclient URL cannot be guessed).
+fn approval_link(client: &Client, st: &OperationStatus) -> Option<String> {
+    if let Some(u) = &client.config().approval_url {
+        return Some(u.clone());
+    }
+    let dev =
+        st.raw.get("status").is_some() && st.keys.iter().any(|k| k.required_approvals.is_some());
+    let api = client.config().api_server.as_deref()?;
+    dev.then(|| format!("{api}/ui/"))
+}
+
+/// The heartbeat line: every key's approvals and approvers, and both times left.
+fn heartbeat_line(st: &OperationStatus, give_up_in: Duration) -> String {
+    let keys: Vec<String> = st
+        .keys
+        .iter()
+        .map(|k| match k.approvals_text() {
+            Some(a) => format!("{} {a}", k.keyid),
+            None => k.keyid.clone(),
+        })
+        .collect();
+    let mut s = format!("ksc: operation {} still {}", st.id, st.state);
+    if !keys.is_empty() {
+        s.push_str(&format!(": {}", keys.join("; ")));
+    }
+    if let Some(left) = st.expires_in() {
+        s.push_str(&format!("; expires in {}", format_duration(left)));
+    }
+    s.push_str(&format!("; giving up in {}", format_duration(give_up_in)));
+    s
+}
+
+/// Progress while waiting: a rewritten line on a terminal; otherwise a line per real change
+/// and a heartbeat line at least every `talk.heartbeat`, so a CI log shows the wait is alive.
+fn progress_printer<'a>(
+    client: &'a Client,
+    talk: WaitTalk,
+    timeout: Duration,
+) -> impl FnMut(&OperationStatus) + 'a {
     let tty = std::io::stderr().is_terminal();
     let mut last = String::new();
+    let mut last_line = std::time::Instant::now();
+    let started = std::time::Instant::now();
+    let mut linked = false;
     move |st: &OperationStatus| {
+        if talk.quiet {
+            return;
+        }
+        if !linked {
+            linked = true;
+            if let Some(link) = approval_link(client, st) {
+                eprintln!("ksc: approvers can approve operation {} at {link}", st.id);
+            }
+        }
         let s = st.summary();
         if tty {
             eprint!("\r\x1b[2K{s}");
             let _ = std::io::stderr().flush();
-        } else {
-            // Compare without the countdown so a plain log gets one line per real change.
-            let key = s.split(", expires in").next().unwrap_or(&s).to_string();
-            if key != last {
-                eprintln!("{s}");
-                last = key;
-            }
+            return;
+        }
+        // Compare without the countdown so a plain log gets one line per real change.
+        let key = s.split(", expires in").next().unwrap_or(&s).to_string();
+        if key != last {
+            eprintln!("{s}");
+            last = key;
+            last_line = std::time::Instant::now();
+        } else if last_line.elapsed() >= talk.heartbeat {
+            eprintln!(
+                "{}",
+                heartbeat_line(st, timeout.saturating_sub(started.elapsed()))
+            );
+            last_line = std::time::Instant::now();
         }
     }
 }
 
-fn wait(client: &Client, id: &str, timeout: Duration) -> Result<OperationStatus, Error> {
-    let mut p = progress_printer();
+fn wait(
+    client: &Client,
+    id: &str,
+    timeout: Duration,
+    talk: WaitTalk,
+) -> Result<OperationStatus, Error> {
+    let mut p = progress_printer(client, talk, timeout);
     let r = client.wait_for_approval(id, timeout, &mut p);
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && !talk.quiet {
         eprintln!();
     }
     r
@@ -624,6 +774,7 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             description,
             wait: do_wait,
             timeout,
+            talk,
             export,
         } => {
             let spec = OperationSpec {
@@ -634,7 +785,7 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             };
             let id = client.create_operation(&spec)?;
             if do_wait {
-                wait(client, &id, timeout.unwrap_or(valid))?;
+                wait(client, &id, timeout.unwrap_or(valid), talk)?;
             }
             if export {
                 outln!("export KSC_OPERATION_ID={}", shell_quote(&id));
@@ -644,11 +795,16 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
                 outln!("{id}");
             }
         }
+        OperationCmd::List {
+            pending: _,
+            all,
+            mine,
+        } => list(client, all, mine, json_out)?,
         OperationCmd::Status { id } => {
             let id = op_id(client, id)?;
             print_status(&client.operation(&id)?, json_out);
         }
-        OperationCmd::Wait { id, timeout } => {
+        OperationCmd::Wait { id, timeout, talk } => {
             let id = op_id(client, id)?;
             let cfg = client.config().approval_timeout;
             let timeout = timeout.unwrap_or(if cfg.is_zero() {
@@ -656,9 +812,9 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             } else {
                 cfg
             });
-            let st = wait(client, &id, timeout)?;
+            let st = wait(client, &id, timeout, talk)?;
             if json_out {
-                outln!("{}", st.raw);
+                outln!("{}", status_json(&st));
             } else {
                 outln!("operation {id}: approved");
             }
@@ -671,6 +827,82 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
             let id = op_id(client, id)?;
             print_status(&client.reject(&id)?, json_out);
         }
+    }
+    Ok(())
+}
+
+/// Who this client is, as operations record it (`createdby`): the token's `sub`, its
+/// `client_id`, or `iss#sub` for external (CI) tokens. Read without verification: it only
+/// filters a list the server already decided this identity may see.
+fn identities(token: &str) -> Vec<String> {
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(String::from);
+    let mut ids: Vec<String> = [s("sub"), s("client_id"), s("azp")]
+        .into_iter()
+        .flatten()
+        .collect();
+    if let (Some(iss), Some(sub)) = (s("iss"), s("sub")) {
+        ids.push(format!("{iss}#{sub}"));
+    }
+    ids
+}
+
+/// `ksc operation list`.
+fn list(client: &Client, all: bool, mine: bool, json_out: bool) -> Result<(), Error> {
+    let filter = if all { "all" } else { "pending" };
+    let mut ops = client.operations(filter)?;
+    if mine {
+        let me = identities(&client.token()?);
+        ops.retain(|st| st.created_by.as_ref().is_some_and(|c| me.contains(c)));
+    }
+    if json_out {
+        outln!("{}", Value::Array(ops.iter().map(status_json).collect()));
+        return Ok(());
+    }
+    if ops.is_empty() {
+        eprintln!(
+            "ksc: no {}operations{}",
+            if all { "" } else { "pending " },
+            if mine {
+                " created by this identity"
+            } else {
+                ""
+            }
+        );
+        return Ok(());
+    }
+    outln!("ID\tSTATUS\tCREATED BY\tEXPIRES IN\tKEYS\tDESCRIPTION");
+    for st in &ops {
+        let left = match st.expires_in() {
+            Some(l) if !l.is_zero() && !st.state.is_final() => format_duration(l),
+            _ => "-".into(),
+        };
+        let keys: Vec<String> = st
+            .keys
+            .iter()
+            .map(|k| match k.max_usage {
+                Some(m) => format!("{}={m}", k.keyid),
+                None => k.keyid.clone(),
+            })
+            .collect();
+        outln!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            st.id,
+            st.state,
+            st.created_by.as_deref().unwrap_or("-"),
+            left,
+            keys.join(","),
+            st.description.as_deref().unwrap_or("")
+        );
     }
     Ok(())
 }

@@ -160,7 +160,7 @@ fn tutorial_flow_through_ksc() {
     assert!(waited.contains("approved"), "{waited}");
     let st: serde_json::Value =
         serde_json::from_str(&ksc_ok(&env, &["operation", "status", "--json"])).expect("json");
-    assert_eq!(st["approved"], "true");
+    assert_eq!(st["approved"], true, "a boolean in --json");
 
     // Sign with every key type and padding; verify with openssl and with ksc.
     for (i, (key, hash, pss)) in CASES.iter().enumerate() {
@@ -184,12 +184,14 @@ fn tutorial_flow_through_ksc() {
         assert!(ksc_ok(&env, &vargs).contains("Verified OK"));
     }
 
-    // Every use is spent now: one more is the exhausted exit code, and a signature over other
-    // data does not verify (exit code 20).
+    // Every use is spent now: one more (over new data: the same data again is the same
+    // requestid, answered from the server's record without a use) is the exhausted exit code,
+    // and a signature over other data does not verify (exit code 20).
     let extra = dir.join("extra.sig").display().to_string();
+    let more = write(dir, "more.bin", b"more firmware");
     ksc_code(
         &env,
-        &["sign", "--key", "key5", "--in", &data, "--out", &extra],
+        &["sign", "--key", "key5", "--in", &more, "--out", &extra],
         13,
     );
     let other = write(dir, "other.bin", b"other data");

@@ -87,6 +87,16 @@ fn destdir_install_lays_out_the_files_and_the_staged_provider_signs() {
             0o644,
         ),
         (dest.join("etc/keyserver-signing/ksc.conf"), 0o644),
+        (dest.join("usr/share/man/man1/ksc.1"), 0o644),
+        (
+            dest.join("usr/share/bash-completion/completions/ksc"),
+            0o644,
+        ),
+        (dest.join("usr/share/zsh/vendor-completions/_ksc"), 0o644),
+        (
+            dest.join("usr/share/fish/vendor_completions.d/ksc.fish"),
+            0o644,
+        ),
     ];
     for (path, mode) in &expected {
         let meta = std::fs::metadata(path)
@@ -205,7 +215,7 @@ fn a_prefix_install_keeps_everything_under_the_prefix() {
     let dest = tmp.path().join("stage");
     let log = install(&["--prefix", "/opt/keyserver-signing"], &dest);
     let files = files_under(&dest);
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 11, "{files:?}");
     for f in &files {
         assert!(
             f.starts_with(dest.join("opt/keyserver-signing")),

@@ -6,6 +6,7 @@
 
 mod batch;
 mod fanout;
+mod ksc_batch;
 mod local;
 mod memory;
 mod process;
@@ -85,7 +86,9 @@ pub fn run(options: Options) -> Result<(), String> {
 
     progress("starting the dev KeyServer (6 keys)");
     let memory_uses = 2 * (memory_n + memory::warmup(memory_n));
-    let uses = u32::try_from(count * 20 * batch_runs + memory_uses + 10_000).unwrap_or(u32::MAX);
+    let ksc_uses = ksc_batch::KSC_FILES * (batch_runs + 1);
+    let uses = u32::try_from(count * 20 * batch_runs + memory_uses + ksc_uses + 10_000)
+        .unwrap_or(u32::MAX);
     let server = start_server(None, &["key1", "key2"], uses)?;
     let setup = setup_files(&paths, &server, &openssl, &engine)?;
 
@@ -104,6 +107,13 @@ pub fn run(options: Options) -> Result<(), String> {
     let per_proc = process::per_process(&paths, &server, &setup, &openssl, runs)?;
     progress(&format!("figure 2: batches of {count} signatures"));
     let batch_rows = batch::batches(&paths, &server, &exe, count, batch_runs)?;
+    let ksc_files = if quick {
+        ksc_batch::KSC_FILES / 5
+    } else {
+        ksc_batch::KSC_FILES
+    };
+    progress(&format!("figure 2b: ksc sign over {ksc_files} files"));
+    let ksc_row = ksc_batch::ksc_batch(&paths, &server, ksc_files, batch_runs, &batch_rows)?;
     progress(&format!("figure 6: RSS over {memory_n} signatures"));
     let memory_rows = memory::memory(&paths, &server, &exe, memory_n)?;
     progress("figure 3: cold start, 6 keys");
@@ -141,6 +151,7 @@ pub fn run(options: Options) -> Result<(), String> {
         },
         "per_process": per_proc,
         "batch": batch_rows,
+        "ksc_batch": ksc_row,
         "cold_start": cold,
         "fanout": fanout_row,
         "memory": memory_rows,

@@ -244,6 +244,16 @@ pub(super) fn print_table(results: &Value) {
             b["tls_handshakes"].as_i64().unwrap_or(-1),
         );
     }
+    let k = &results["ksc_batch"];
+    println!(
+        "   ksc sign --jobs {} over {} files (key1): {:.1} files/s, {:.2} x floor (4 threads), {} sign orders, {} handshakes",
+        k["jobs"].as_i64().unwrap_or(0),
+        k["files"].as_i64().unwrap_or(0),
+        f(&k["files_per_second"]),
+        f(&k["ratio_to_floor"]),
+        k["sign_orders"].as_i64().unwrap_or(-1),
+        k["tls_handshakes"].as_i64().unwrap_or(-1),
+    );
     println!();
     println!("3. Cold start through libpkcs11ks.so (key1), fresh process each");
     println!(

@@ -30,10 +30,12 @@ pub(super) fn paths() -> Result<Paths, String> {
     let module = profile_dir.join("libpkcs11ks.so");
     let provider = profile_dir.join("libkeyserver.so");
     let devserver = profile_dir.join("ks-devserver");
+    let ksc = profile_dir.join("ksc");
     for (f, pkg) in [
         (&module, "ks-pkcs11"),
         (&provider, "ks-provider"),
         (&devserver, "ks-devserver"),
+        (&ksc, "ks-cli"),
     ] {
         if !f.is_file() {
             return Err(format!(
