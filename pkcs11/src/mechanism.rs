@@ -205,6 +205,18 @@ impl SignMechanism {
         }
     }
 
+    /// The mechanism's PKCS#11 name, for log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SignMechanism::RsaPkcsRaw => "CKM_RSA_PKCS",
+            SignMechanism::RsaPkcs(_) => "CKM_SHA*_RSA_PKCS",
+            SignMechanism::RsaPssRaw { .. } => "CKM_RSA_PKCS_PSS",
+            SignMechanism::RsaPss { .. } => "CKM_SHA*_RSA_PKCS_PSS",
+            SignMechanism::EcdsaRaw => "CKM_ECDSA",
+            SignMechanism::Ecdsa(_) => "CKM_ECDSA_SHA*",
+        }
+    }
+
     /// Checks the mechanism against a key: key type, and the PSS salt length
     /// against the modulus (RFC 8017: emLen ≥ hLen + sLen + 2).
     pub fn check_key(&self, key: &PublicKey) -> Result<()> {
@@ -226,7 +238,7 @@ impl SignMechanism {
     }
 
     /// The hash computed locally for hash-and-sign mechanisms (`None` for the
-    /// raw ones, whose input is buffered).
+    /// raw ones, which are single-part only).
     pub fn local_hash(&self) -> Option<HashAlg> {
         match self {
             SignMechanism::RsaPkcs(h) | SignMechanism::Ecdsa(h) => Some(*h),

@@ -76,7 +76,8 @@ fn sign(
     unsafe { write_output(output, signature, signature_len) }
 }
 
-/// `C_SignUpdate`: hash-and-sign mechanisms hash locally; raw ones buffer.
+/// `C_SignUpdate`: hash-and-sign mechanisms hash locally; the raw (single-part)
+/// mechanisms refuse it.
 #[no_mangle]
 pub extern "C" fn C_SignUpdate(
     session: CK_SESSION_HANDLE,
