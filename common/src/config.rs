@@ -42,6 +42,9 @@ pub const KSC_CONFIG: &str = "KSC_CONFIG";
 pub const KSC_APPROVAL_TIMEOUT: &str = "KSC_APPROVAL_TIMEOUT";
 /// Log level and optional file.
 pub const KSC_LOG: &str = "KSC_LOG";
+/// `1` opts this process in to signing SHA-1 digests (legacy pipelines). Read from the
+/// environment only, by [`crate::hash::allow_sha1_from_env`], so it is not in [`ALL_VARIABLES`].
+pub const KSC_ALLOW_SHA1: &str = "KSC_ALLOW_SHA1";
 
 /// Every variable this crate reads, in documentation order.
 pub const ALL_VARIABLES: [&str; 12] = [

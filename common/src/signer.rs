@@ -45,6 +45,7 @@ impl Signer for Client {
 pub fn connect(overrides: &Settings) -> Result<Arc<dyn Signer>> {
     let config = Config::load(overrides)?;
     crate::logging::init(&config);
+    crate::hash::set_allow_sha1(crate::hash::allow_sha1_from_env()?);
     Ok(Arc::new(Client::new(config)))
 }
 

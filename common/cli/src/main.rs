@@ -161,7 +161,9 @@ enum SigFormat {
 }
 
 fn parse_hash(s: &str) -> Result<HashAlg, String> {
-    HashAlg::from_name(s).ok_or_else(|| format!("unknown hash {s:?} (sha256, sha384, sha512)"))
+    HashAlg::from_name(s).ok_or_else(|| {
+        format!("unknown hash {s:?} (sha256, sha384, sha512; sha1 only with KSC_ALLOW_SHA1=1)")
+    })
 }
 
 fn parse_key_use(s: &str) -> Result<(String, u32), String> {
@@ -290,6 +292,8 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
     let config = Config::load(&overrides)?;
     ks_common::logging::init(&config);
+    // The digest policy's per-process opt-in, as `signer::connect` sets it for the libraries.
+    ks_common::hash::set_allow_sha1(ks_common::hash::allow_sha1_from_env()?);
     let client = Client::new(config);
     let json_out = cli.json;
     match cli.command {
