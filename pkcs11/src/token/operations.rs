@@ -266,6 +266,13 @@ impl Token {
         Ok(Output::Done(digest(alg, data)))
     }
 
+    /// Ends an active digest (a failed `C_DigestUpdate`); nothing to do without one.
+    pub fn digest_cancel(&self, handle: CK_SESSION_HANDLE) {
+        if let Ok(session) = self.session(handle) {
+            lock(&session).digest = None;
+        }
+    }
+
     /// `C_DigestUpdate`.
     pub fn digest_update(&self, handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let session = self.session(handle)?;
