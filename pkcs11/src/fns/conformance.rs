@@ -183,7 +183,7 @@ fn every_error_path_answers_a_listed_code() {
         Some(CKR_ARGUMENTS_BAD),
         || {
             C_GetInterface(
-                b"nope\0".as_ptr().cast_mut(),
+                c"nope".as_ptr().cast_mut().cast(),
                 null_mut(),
                 &mut null_mut(),
                 0,
@@ -199,7 +199,7 @@ fn every_error_path_answers_a_listed_code() {
         LockMutex: None,
         UnlockMutex: None,
         flags: 0,
-        pReserved: 1 as *mut c_void,
+        pReserved: std::ptr::dangling_mut::<c_void>(),
     };
     check(
         "C_Initialize",
@@ -224,7 +224,7 @@ fn every_error_path_answers_a_listed_code() {
     check(
         "C_Finalize",
         Some(CKR_ARGUMENTS_BAD),
-        || C_Finalize(1 as *mut c_void),
+        || C_Finalize(std::ptr::dangling_mut::<c_void>()),
         s,
     );
     check(
