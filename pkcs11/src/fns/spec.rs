@@ -21,6 +21,17 @@ macro_rules! codes {
     ($($c:ident),* $(,)?) => { &[$($c),*] };
 }
 
+/// The multi-part calls may also answer `CKR_FUNCTION_NOT_SUPPORTED`, the code PKCS#11 5.1
+/// gives any function for what the library does not support, for a single-part mechanism
+/// (`CKM_RSA_PKCS`, `CKM_ECDSA`, `CKM_RSA_PKCS_PSS`): it is what callers test for there
+/// (pkcs11-tool `--test` then finishes with `C_Sign`), and SoftHSM answers the same.
+const MULTI_PART_NOT_SUPPORTED: &[&str] = &[
+    "C_SignUpdate",
+    "C_SignFinal",
+    "C_VerifyUpdate",
+    "C_VerifyFinal",
+];
+
 /// The codes listed for `name` besides [`UNIVERSAL`] (and, where marked, the device codes);
 /// `None` for a function not in the table (its answer is passed through).
 pub(crate) fn listed(name: &str) -> Option<(&'static [CK_RV], bool)> {
@@ -353,7 +364,10 @@ pub(crate) fn is_listed(name: &str, rv: CK_RV) -> bool {
     match listed(name) {
         None => true,
         Some((codes, device)) => {
-            UNIVERSAL.contains(&rv) || codes.contains(&rv) || (device && DEVICE.contains(&rv))
+            UNIVERSAL.contains(&rv)
+                || codes.contains(&rv)
+                || (device && DEVICE.contains(&rv))
+                || (rv == CKR_FUNCTION_NOT_SUPPORTED && MULTI_PART_NOT_SUPPORTED.contains(&name))
         }
     }
 }
