@@ -668,7 +668,7 @@ fn every_error_path_answers_a_listed_code() {
         || C_Sign(h, buf.as_mut_ptr(), 32, buf.as_mut_ptr(), &mut ul),
         s,
     );
-    // Single-part mechanisms: Update and Final refused, the operation left for C_Sign.
+    // Single-part mechanisms: Update and Final refused, and the operation ended.
     check(
         "C_SignUpdate",
         Some(CKR_FUNCTION_NOT_SUPPORTED),
@@ -676,13 +676,18 @@ fn every_error_path_answers_a_listed_code() {
         s,
     );
     check(
+        "C_Sign",
+        Some(CKR_OPERATION_NOT_INITIALIZED),
+        || C_Sign(h, buf.as_mut_ptr(), 32, null_mut(), &mut ul),
+        s,
+    );
+    assert_eq!(C_SignInit(h, &mut ecdsa, 4), CKR_OK);
+    check(
         "C_SignFinal",
         Some(CKR_FUNCTION_NOT_SUPPORTED),
         || C_SignFinal(h, null_mut(), &mut ul),
         s,
     );
-    assert_eq!(C_Sign(h, buf.as_mut_ptr(), 32, null_mut(), &mut ul), CKR_OK);
-    assert_eq!(C_SignInit(h, null_mut(), 0), CKR_OK);
     for m in [&mut ecdsa, &mut rsa_pkcs] {
         let key = if m.mechanism == CKM_ECDSA { 4 } else { 1 };
         assert_eq!(C_VerifyInit(h, m, key + 1), CKR_OK);
@@ -692,13 +697,13 @@ fn every_error_path_answers_a_listed_code() {
             || C_VerifyUpdate(h, buf.as_mut_ptr(), 32),
             s,
         );
+        assert_eq!(C_VerifyInit(h, m, key + 1), CKR_OK);
         check(
             "C_VerifyFinal",
             Some(CKR_FUNCTION_NOT_SUPPORTED),
             || C_VerifyFinal(h, buf.as_mut_ptr(), 64),
             s,
         );
-        assert_eq!(C_VerifyInit(h, null_mut(), 0), CKR_OK);
     }
     assert_eq!(C_SignInit(h, &mut rsa_pkcs, 1), CKR_OK);
     check(

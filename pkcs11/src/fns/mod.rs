@@ -52,10 +52,9 @@ pub(crate) fn check_slot(slot: CK_SLOT_ID) -> Result<()> {
 
 /// Ends the operation (`end`) when `result` is a failure other than
 /// `CKR_BUFFER_TOO_SMALL`, as PKCS#11 requires of `C_Sign`, `C_SignFinal`, `C_Verify`,
-/// `C_VerifyFinal` and `C_DigestFinal`, whichever layer found the failure; a
-/// `CKR_FUNCTION_NOT_SUPPORTED` (a Final on a single-part mechanism) leaves it for `C_Sign`.
+/// `C_VerifyFinal` and `C_DigestFinal`, whichever layer found the failure.
 pub(crate) fn ending_on_error(result: Result<()>, end: impl FnOnce()) -> Result<()> {
-    if result.is_err_and(|rv| rv != CKR_BUFFER_TOO_SMALL && rv != CKR_FUNCTION_NOT_SUPPORTED) {
+    if result.is_err_and(|rv| rv != CKR_BUFFER_TOO_SMALL) {
         end();
     }
     result

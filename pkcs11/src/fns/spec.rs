@@ -24,7 +24,7 @@ macro_rules! codes {
 /// The multi-part calls may also answer `CKR_FUNCTION_NOT_SUPPORTED`, the code PKCS#11 5.1
 /// gives any function for what the library does not support, for a single-part mechanism
 /// (`CKM_RSA_PKCS`, `CKM_ECDSA`, `CKM_RSA_PKCS_PSS`): it is what callers test for there
-/// (pkcs11-tool `--test` then finishes with `C_Sign`), and SoftHSM answers the same.
+/// (pkcs11-tool `--test` then signs single-part instead).
 const MULTI_PART_NOT_SUPPORTED: &[&str] = &[
     "C_SignUpdate",
     "C_SignFinal",

@@ -79,9 +79,8 @@ impl KeyOp {
 
     /// Feeds a part of a multi-part operation. The raw mechanisms (`CKM_RSA_PKCS`,
     /// `CKM_ECDSA`, `CKM_RSA_PKCS_PSS`) are single-part only in PKCS#11: their input is
-    /// refused here rather than buffered (so a bad input can never surface later from
-    /// `C_SignFinal`/`C_VerifyFinal` with a code those functions do not list), and the
-    /// operation stays ready for `C_Sign`/`C_Verify`.
+    /// refused here rather than buffered, so a bad input can never surface later from
+    /// `C_SignFinal`/`C_VerifyFinal` with a code those functions do not list.
     fn update(&mut self, data: &[u8]) -> Result<()> {
         match &mut self.hasher {
             Some(h) => {
@@ -95,8 +94,8 @@ impl KeyOp {
 
     /// Logs why a multi-part call on a raw mechanism is refused and answers the code:
     /// `CKR_FUNCTION_NOT_SUPPORTED`, the code PKCS#11 (5.1) gives for what a library does not
-    /// support, and the one callers test for here: pkcs11-tool's `--test` answers it by
-    /// finishing the same operation with `C_Sign` (so the operation is not ended).
+    /// support, and the one callers test for here (pkcs11-tool's `--test` then starts a
+    /// single-part signature). As any failed Update/Final, it ends the operation.
     fn single_part_only(&self) -> Rv {
         log::warn!(
             "libpkcs11ks: {} is a single-part mechanism: use C_Sign/C_Verify, not the Update/Final calls",
@@ -358,7 +357,7 @@ mod tests {
             (SignMechanism::EcdsaRaw, 4, 5),
         ];
         for (mech, private, public) in raw {
-            // Update and Final refused (nothing buffered); the operation stays for C_Sign.
+            // Update refused (nothing buffered), and the operation has ended.
             t.sign_init(s, Some(mech), private).expect("init");
             assert_eq!(
                 t.sign_update(s, &[1; 32]),
@@ -366,10 +365,18 @@ mod tests {
                 "{mech:?}"
             );
             assert_eq!(
+                t.sign(s, &[1; 32], None),
+                Err(CKR_OPERATION_NOT_INITIALIZED)
+            );
+            // Final without Update: the same.
+            t.sign_init(s, Some(mech), private).expect("init");
+            assert_eq!(
                 t.sign_final(s, None),
                 Err(CKR_FUNCTION_NOT_SUPPORTED),
                 "{mech:?}"
             );
+            // A fresh single-part signature works (size query, no server call).
+            t.sign_init(s, Some(mech), private).expect("init");
             assert_eq!(t.sign(s, &[1; 32], None), Ok(Output::Size(t_len(mech))));
             t.sign_init(s, None, 0).expect("cancel");
             // The same for verification.
@@ -380,11 +387,15 @@ mod tests {
                 "{mech:?}"
             );
             assert_eq!(
+                t.verify(s, &[1; 32], &[0; 64]),
+                Err(CKR_OPERATION_NOT_INITIALIZED)
+            );
+            t.verify_init(s, Some(mech), public).expect("init");
+            assert_eq!(
                 t.verify_final(s, &[0; 64]),
                 Err(CKR_FUNCTION_NOT_SUPPORTED),
                 "{mech:?}"
             );
-            t.verify_init(s, None, 0).expect("cancel");
         }
         assert_eq!(fake.sign_calls(), 0);
     }

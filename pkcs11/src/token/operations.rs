@@ -60,8 +60,8 @@ impl Token {
         Ok(())
     }
 
-    /// `C_SignUpdate`/`C_VerifyUpdate`: a failed update ends the operation (but for the
-    /// refusal of a single-part mechanism, which leaves it for `C_Sign`/`C_Verify`).
+    /// `C_SignUpdate`/`C_VerifyUpdate`: a failed update ends the operation (PKCS#11), the
+    /// refusal of a single-part mechanism included.
     pub(super) fn key_op_update(
         &self,
         kind: KeyOpKind,
@@ -73,7 +73,7 @@ impl Token {
         let slot = s.op_slot(kind);
         let op = slot.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         let result = op.update(data);
-        if result.is_err_and(|rv| rv != CKR_FUNCTION_NOT_SUPPORTED) {
+        if result.is_err() {
             *slot = None;
         }
         result
@@ -98,8 +98,10 @@ impl Token {
             return Err(CKR_FUNCTION_FAILED);
         }
         if !single_part && op.hasher.is_none() {
-            // C_SignFinal on a single-part mechanism: refused, and the operation ends.
-            return Err(op.single_part_only());
+            // C_SignFinal on a single-part mechanism: refused, and (a failed Final) ended.
+            let rv = op.single_part_only();
+            s.sign = None;
+            return Err(rv);
         }
         let len = op.signature_len();
         if capacity.is_none_or(|c| c < len) {
@@ -175,7 +177,9 @@ impl Token {
             return Err(CKR_FUNCTION_FAILED);
         }
         if !single_part && op.hasher.is_none() {
-            return Err(op.single_part_only());
+            let rv = op.single_part_only();
+            s.verify = None;
+            return Err(rv);
         }
         s.verify.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)
     }

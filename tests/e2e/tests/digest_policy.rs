@@ -188,3 +188,40 @@ fn ksc_refuses_sha1_unless_opted_in() {
     );
     assert!(text(&out.stdout).contains("Verified OK"));
 }
+
+/// The legacy pipeline the opt-in exists for: pkcs11-tool's self-test signs with RSA keys
+/// over a SHA-1 DigestInfo (`CKM_RSA_PKCS`) and probes `C_SignUpdate` on it, expecting
+/// `CKR_FUNCTION_NOT_SUPPORTED` and a live operation for `C_Sign` after it.
+#[test]
+fn pkcs11_tool_self_test_on_an_rsa_key_with_the_opt_in() {
+    let server = DevServer::builder()
+        .config_toml(
+            "allow_sha1 = true\n\n[[keys]]\nid = \"rsa2048\"\nalgorithm = \"RSA-2048\"\napprovers = 0\n",
+        )
+        .start();
+    let operation = server.create_operation("orderer-client", &[("rsa2048", 100)], 600_000);
+    let env = Pkcs11Env::with_operation(server, operation);
+    let self_test = |opt_in: bool| {
+        let mut cmd = env.command(pkcs11_support::pkcs11_tool());
+        cmd.arg("--module")
+            .arg(pkcs11_support::module_path())
+            .args(["--test", "--login", "--pin", "1234"]);
+        if opt_in {
+            cmd.env("KSC_ALLOW_SHA1", "1");
+        }
+        let out = cmd.output().expect("run pkcs11-tool");
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    // Without the opt-in it stops at the SHA-1 DigestInfo, saying why.
+    let (ok, stdout, stderr) = self_test(false);
+    assert!(!ok && !stdout.contains("No errors"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("KSC_ALLOW_SHA1=1"), "{stderr}");
+    // With it: no errors; the single-part refusal of C_SignUpdate is the code it expects.
+    let (ok, stdout, stderr) = self_test(true);
+    assert!(ok && stdout.contains("No errors"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("RSA-PKCS: OK"), "{stdout}");
+    assert!(
+        stderr.contains("C_SignUpdate failed: rv = CKR_FUNCTION_NOT_SUPPORTED"),
+        "{stderr}"
+    );
+}
