@@ -8,11 +8,17 @@ use der::{Decode, Encode, Sequence, Tagged};
 use sha2::Digest as _;
 use spki::AlgorithmIdentifierOwned;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::error::{Error, Result};
 
-/// The hash algorithms KeyServer signatures use.
+/// The hash algorithms KeyServer signatures use. SHA-1 is known (so that a legacy input is
+/// recognised and refused with a reason) but signed only under the explicit opt-in of
+/// [`check_policy`]; [`HashAlg::ALL`] lists the ones the default policy signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HashAlg {
+    /// SHA-1 (20-byte digest): legacy, refused unless `KSC_ALLOW_SHA1=1`.
+    Sha1,
     /// SHA-256 (32-byte digest).
     Sha256,
     /// SHA-384 (48-byte digest).
@@ -55,8 +61,26 @@ pub struct HashFacts {
     pub ckg_mgf1: u64,
 }
 
-/// The hash table, in [`HashAlg::ALL`] order.
-pub const HASHES: [HashFacts; 3] = [
+/// The hash table: SHA-1 (legacy, see [`check_policy`]), then [`HashAlg::ALL`] in order.
+pub const HASHES: [HashFacts; 4] = [
+    HashFacts {
+        alg: HashAlg::Sha1,
+        name: "sha1",
+        openssl_name: "SHA1",
+        output_len: 20,
+        oid: "1.3.14.3.2.26",
+        digest_info_prefix: &[
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ],
+        rsa_pkcs1_oid: "1.2.840.113549.1.1.5",
+        ecdsa_oid: "1.2.840.10045.4.1",
+        ckm_digest: 0x220,
+        ckm_rsa_pkcs: 0x6,
+        ckm_rsa_pss: 0xe,
+        ckm_ecdsa: 0x1042,
+        ckg_mgf1: 0x1,
+    },
     HashFacts {
         alg: HashAlg::Sha256,
         name: "sha256",
@@ -114,15 +138,16 @@ pub const HASHES: [HashFacts; 3] = [
 ];
 
 impl HashAlg {
-    /// All supported algorithms, strongest last.
+    /// The algorithms the default digest policy signs, strongest last (SHA-1 is not here).
     pub const ALL: [HashAlg; 3] = [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512];
 
     /// This algorithm's row of [`HASHES`].
     pub fn facts(self) -> &'static HashFacts {
         match self {
-            HashAlg::Sha256 => &HASHES[0],
-            HashAlg::Sha384 => &HASHES[1],
-            HashAlg::Sha512 => &HASHES[2],
+            HashAlg::Sha1 => &HASHES[0],
+            HashAlg::Sha256 => &HASHES[1],
+            HashAlg::Sha384 => &HASHES[2],
+            HashAlg::Sha512 => &HASHES[3],
         }
     }
 
@@ -173,8 +198,76 @@ impl HashAlg {
     }
 
     fn from_oid(oid: &ObjectIdentifier) -> Option<HashAlg> {
-        HashAlg::ALL.into_iter().find(|h| h.oid() == *oid)
+        HASHES.iter().map(|f| f.alg).find(|h| h.oid() == *oid)
     }
+}
+
+/// Whether this process opted in to SHA-1 (`KSC_ALLOW_SHA1`, read by
+/// [`crate::signer::connect`] through [`allow_sha1_from_env`]). Off until then.
+static ALLOW_SHA1: AtomicBool = AtomicBool::new(false);
+
+/// Sets this process's SHA-1 opt-in (done once by [`crate::signer::connect`]).
+pub fn set_allow_sha1(allow: bool) {
+    if allow && !ALLOW_SHA1.swap(true, Ordering::Relaxed) {
+        log::warn!(
+            "{}=1: SHA-1 digests will be signed in this process (legacy opt-in; SHA-1 is not collision resistant)",
+            crate::config::KSC_ALLOW_SHA1
+        );
+    } else if !allow {
+        ALLOW_SHA1.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Whether this process signs SHA-1 digests.
+pub fn sha1_allowed() -> bool {
+    ALLOW_SHA1.load(Ordering::Relaxed)
+}
+
+/// Reads `KSC_ALLOW_SHA1` from the environment: only the environment, so the opt-in is a
+/// decision of one process (one pipeline step), never of a shared config file. `1`/`true`/`yes`
+/// opt in, unset/empty/`0`/`false`/`no` do not, anything else is a configuration error.
+pub fn allow_sha1_from_env() -> Result<bool> {
+    let var = crate::config::KSC_ALLOW_SHA1;
+    match std::env::var(var) {
+        Err(std::env::VarError::NotPresent) => Ok(false),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::config(var, "is not valid UTF-8")),
+        Ok(v) => parse_allow_sha1(&v)
+            .ok_or_else(|| Error::config(var, format!("{v:?} is not 1/true/yes or 0/false/no"))),
+    }
+}
+
+fn parse_allow_sha1(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Some(true),
+        "" | "0" | "false" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// The digest policy, with the opt-in given: SHA-256/384/512 always, SHA-1 only when
+/// `allow_sha1`. The refusal says what to do.
+pub fn check_policy(hash: HashAlg, allow_sha1: bool) -> Result<()> {
+    if hash == HashAlg::Sha1 && !allow_sha1 {
+        return Err(Error::invalid_input(format!(
+            "SHA-1 digests are refused by the digest policy (SHA-256/384/512 are signed); a legacy pipeline can opt in with {}=1",
+            crate::config::KSC_ALLOW_SHA1
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_policy`] with this process's opt-in ([`sha1_allowed`]); a SHA-1 digest let through
+/// is logged at warn, each time.
+pub fn check_allowed(hash: HashAlg) -> Result<()> {
+    let allow = sha1_allowed();
+    check_policy(hash, allow)?;
+    if hash == HashAlg::Sha1 {
+        log::warn!(
+            "signing a SHA-1 digest ({}=1 legacy opt-in)",
+            crate::config::KSC_ALLOW_SHA1
+        );
+    }
+    Ok(())
 }
 
 /// Checks that `digest` has the length of a `hash` digest (the one place this rule and its
@@ -213,6 +306,7 @@ pub struct Hasher {
 
 #[derive(Clone)]
 enum HasherInner {
+    Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
     Sha384(sha2::Sha384),
     Sha512(sha2::Sha512),
@@ -222,6 +316,7 @@ impl Hasher {
     /// A fresh hasher for `alg`.
     pub fn new(alg: HashAlg) -> Hasher {
         let inner = match alg {
+            HashAlg::Sha1 => HasherInner::Sha1(sha1::Sha1::new()),
             HashAlg::Sha256 => HasherInner::Sha256(sha2::Sha256::new()),
             HashAlg::Sha384 => HasherInner::Sha384(sha2::Sha384::new()),
             HashAlg::Sha512 => HasherInner::Sha512(sha2::Sha512::new()),
@@ -232,6 +327,7 @@ impl Hasher {
     /// The algorithm of this hasher.
     pub fn alg(&self) -> HashAlg {
         match self.inner {
+            HasherInner::Sha1(_) => HashAlg::Sha1,
             HasherInner::Sha256(_) => HashAlg::Sha256,
             HasherInner::Sha384(_) => HashAlg::Sha384,
             HasherInner::Sha512(_) => HashAlg::Sha512,
@@ -241,6 +337,7 @@ impl Hasher {
     /// Feeds more data.
     pub fn update(&mut self, data: &[u8]) {
         match &mut self.inner {
+            HasherInner::Sha1(h) => h.update(data),
             HasherInner::Sha256(h) => h.update(data),
             HasherInner::Sha384(h) => h.update(data),
             HasherInner::Sha512(h) => h.update(data),
@@ -250,6 +347,7 @@ impl Hasher {
     /// The digest of everything fed so far.
     pub fn finalize(self) -> Vec<u8> {
         match self.inner {
+            HasherInner::Sha1(h) => h.finalize().to_vec(),
             HasherInner::Sha256(h) => h.finalize().to_vec(),
             HasherInner::Sha384(h) => h.finalize().to_vec(),
             HasherInner::Sha512(h) => h.finalize().to_vec(),
@@ -292,7 +390,7 @@ pub fn parse_digest_info(der_bytes: &[u8]) -> Result<(HashAlg, Vec<u8>)> {
         .map_err(|e| Error::invalid_input(format!("input is not a DER DigestInfo: {e}")))?;
     let alg = HashAlg::from_oid(&info.algorithm.oid).ok_or_else(|| {
         Error::invalid_input(format!(
-            "DigestInfo names hash {} which is not supported (sha256, sha384, sha512 are)",
+            "DigestInfo names hash {} which is not supported (sha256, sha384, sha512 are; sha1 by opt-in)",
             info.algorithm.oid
         ))
     })?;
@@ -388,10 +486,35 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(parse_digest_info(&absent).unwrap().0, HashAlg::Sha256);
-        // SHA-1 is not supported.
-        let sha1 = hex::decode("3021300906052b0e03021a05000414").unwrap();
-        let mut sha1 = sha1;
+        // SHA-1 is recognised (the policy, not the parser, decides whether it is signed).
+        let mut sha1 = hex::decode("3021300906052b0e03021a05000414").unwrap();
         sha1.extend_from_slice(&[0u8; 20]);
-        assert!(parse_digest_info(&sha1).is_err());
+        assert_eq!(parse_digest_info(&sha1).unwrap().0, HashAlg::Sha1);
+        // MD5 is not.
+        let mut md5 = hex::decode("3020300c06082a864886f70d020505000410").unwrap();
+        md5.extend_from_slice(&[0u8; 16]);
+        assert!(parse_digest_info(&md5).is_err());
+    }
+
+    #[test]
+    fn digest_policy() {
+        for h in HashAlg::ALL {
+            assert!(check_policy(h, false).is_ok());
+        }
+        let refused = check_policy(HashAlg::Sha1, false).unwrap_err();
+        assert_eq!(refused.kind(), crate::ErrorKind::InvalidInput);
+        assert!(refused.message().contains("KSC_ALLOW_SHA1=1"), "{refused}");
+        assert!(check_policy(HashAlg::Sha1, true).is_ok());
+        assert_eq!(parse_allow_sha1("1"), Some(true));
+        assert_eq!(parse_allow_sha1(" YES "), Some(true));
+        assert_eq!(parse_allow_sha1(""), Some(false));
+        assert_eq!(parse_allow_sha1("no"), Some(false));
+        assert_eq!(parse_allow_sha1("sometimes"), None);
+        assert_eq!(
+            hex::encode(digest(HashAlg::Sha1, b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(HashAlg::from_output_len(20), Some(HashAlg::Sha1));
+        assert_eq!(HashAlg::from_name("SHA-1"), Some(HashAlg::Sha1));
     }
 }

@@ -98,7 +98,8 @@ impl SignRequest {
     pub fn validate(&self, key: &PublicKey) -> Result<()> {
         match (self, key) {
             (SignRequest::RsaPkcs1DigestInfo { digest_info }, PublicKey::Rsa { n, .. }) => {
-                hash::parse_digest_info(digest_info)?;
+                let (alg, _) = hash::parse_digest_info(digest_info)?;
+                hash::check_allowed(alg)?;
                 // EMSA-PKCS1-v1_5 needs at least 11 bytes of padding.
                 if digest_info.len() + 11 > n.len() {
                     return Err(Error::invalid_input(
@@ -108,6 +109,7 @@ impl SignRequest {
                 Ok(())
             }
             (SignRequest::RsaPkcs1 { hash, digest }, PublicKey::Rsa { .. }) => {
+                hash::check_allowed(*hash)?;
                 check_digest_len(*hash, digest)
             }
             (
@@ -118,17 +120,18 @@ impl SignRequest {
                 },
                 PublicKey::Rsa { .. },
             ) => {
+                hash::check_allowed(*hash)?;
                 check_digest_len(*hash, digest)?;
                 check_pss_salt(key, *hash, *salt_len)
             }
             (SignRequest::Ecdsa { digest, .. }, PublicKey::Ec { .. }) => {
-                if HashAlg::from_output_len(digest.len()).is_none() {
-                    return Err(Error::invalid_input(format!(
+                match HashAlg::from_output_len(digest.len()) {
+                    Some(alg) => hash::check_allowed(alg),
+                    None => Err(Error::invalid_input(format!(
                         "ECDSA needs a digest of 32, 48 or 64 bytes, got {}",
                         digest.len()
-                    )));
+                    ))),
                 }
-                Ok(())
             }
             (SignRequest::Ecdsa { .. }, PublicKey::Rsa { .. }) => Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -179,6 +182,10 @@ impl SignIntent<'_> {
                 }
             },
         };
+        if !verifying {
+            // The digest policy, before anything is sent (validation checks it again).
+            hash::check_allowed(hash)?;
+        }
         let digest = input.to_vec();
         match (key, self.padding) {
             (PublicKey::Ec { .. }, _) => Ok(vec![SignRequest::Ecdsa {
@@ -280,6 +287,52 @@ mod tests {
         assert!(check_pss_salt(&rsa2048(), HashAlg::Sha256, max).is_ok());
         assert!(check_pss_salt(&rsa2048(), HashAlg::Sha256, max + 1).is_err());
         assert_eq!(pss_max_salt(512, HashAlg::Sha512), None);
+    }
+
+    #[test]
+    fn sha1_is_refused_by_default() {
+        // Unit tests never call `signer::connect`, so the process has not opted in.
+        let ec = PublicKey::Ec {
+            curve: crate::keys::EcCurve::P256,
+            point: vec![4; 65],
+        };
+        let sha1 = SignRequest::Ecdsa {
+            digest: vec![1; 20],
+            format: EcdsaFormat::P1363,
+        };
+        let err = sha1.validate(&ec).unwrap_err();
+        assert!(err.message().contains("KSC_ALLOW_SHA1"), "{err}");
+        let pkcs1 = SignRequest::RsaPkcs1 {
+            hash: HashAlg::Sha1,
+            digest: vec![1; 20],
+        };
+        assert!(pkcs1.validate(&rsa2048()).is_err());
+        let di = SignRequest::RsaPkcs1DigestInfo {
+            digest_info: [HashAlg::Sha1.facts().digest_info_prefix, &[1; 20]].concat(),
+        };
+        assert!(di
+            .validate(&rsa2048())
+            .unwrap_err()
+            .message()
+            .contains("SHA-1"));
+        // A 20-byte input without a named hash is read as SHA-1: refused for signing,
+        // still checked for verification.
+        let intent = SignIntent {
+            hash: None,
+            input: &[7; 20],
+            padding: Padding::Pkcs1,
+            format: EcdsaFormat::Der,
+        };
+        let err = intent.requests(&rsa2048(), false).unwrap_err();
+        assert!(err.message().contains("KSC_ALLOW_SHA1"), "{err}");
+        assert!(intent.requests(&rsa2048(), true).is_ok());
+        for h in HashAlg::ALL {
+            let ok = SignRequest::RsaPkcs1 {
+                hash: h,
+                digest: vec![1; h.output_len()],
+            };
+            assert!(ok.validate(&rsa2048()).is_ok(), "{h}");
+        }
     }
 
     #[test]

@@ -42,7 +42,9 @@ impl Signer for Client {
 /// The production signer: [`Client::connect`] (configuration from `overrides`, such as
 /// openssl.cnf parameters, with the environment winning; logging started once; no I/O yet).
 pub fn connect(overrides: &Settings) -> Result<Arc<dyn Signer>> {
-    Ok(Arc::new(Client::connect(overrides)?))
+    let client = Client::connect(overrides)?;
+    crate::hash::set_allow_sha1(crate::hash::allow_sha1_from_env()?);
+    Ok(Arc::new(client))
 }
 
 /// A signer without a server, for the adapters' unit tests.

@@ -62,6 +62,7 @@ fn verify_rsa(n: &[u8], e: &[u8], request: &SignRequest, signature: &[u8]) -> Re
         } => {
             hash::check_digest_len(*hash, digest)?;
             let scheme = match hash {
+                HashAlg::Sha1 => Pss::new_with_salt::<sha1::Sha1>(*salt_len),
                 HashAlg::Sha256 => Pss::new_with_salt::<sha2::Sha256>(*salt_len),
                 HashAlg::Sha384 => Pss::new_with_salt::<sha2::Sha384>(*salt_len),
                 HashAlg::Sha512 => Pss::new_with_salt::<sha2::Sha512>(*salt_len),

@@ -14,9 +14,15 @@ use crate::token::Output;
 pub(crate) fn guard(name: &str, body: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => CKR_OK,
-        Ok(Err(rv)) => {
+        Ok(Err(rv)) if crate::fns::spec::is_listed(name, rv) => {
             log::debug!("libpkcs11ks: {name} -> {rv:#x}");
             rv
+        }
+        Ok(Err(rv)) => {
+            // PKCS#11 does not list this code for this function: answer the universal
+            // failure code instead, keeping the precise one in the log.
+            log::warn!("libpkcs11ks: {name}: {rv:#x} is not a code PKCS#11 lists for {name}; answering CKR_FUNCTION_FAILED");
+            CKR_FUNCTION_FAILED
         }
         Err(_) => {
             log::error!("libpkcs11ks: internal error (panic) in {name}");

@@ -82,6 +82,9 @@ pub fn sign_mechanisms_for(key: &PublicKey) -> &'static [CK_MECHANISM_TYPE] {
 // CK_ULONG is 64 bits here but 32 bits on other targets: the conversions are not useless there.
 #[allow(clippy::useless_conversion)]
 pub fn digest_hash(mechanism: CK_MECHANISM_TYPE) -> Option<HashAlg> {
+    if !DIGEST_MECHANISMS.contains(&mechanism) {
+        return None;
+    }
     HashAlg::find(|f| f.ckm_digest == u64::from(mechanism))
 }
 
@@ -132,14 +135,20 @@ fn pss_params(param: &[u8]) -> Result<CK_RSA_PKCS_PSS_PARAMS> {
     Ok(unsafe { std::ptr::read_unaligned(param.as_ptr().cast::<CK_RSA_PKCS_PSS_PARAMS>()) })
 }
 
+// CK_ULONG is 64 bits here but 32 bits on other targets.
+#[allow(clippy::useless_conversion)]
 fn pss_hash(params: &CK_RSA_PKCS_PSS_PARAMS) -> Result<(HashAlg, usize)> {
-    let Some(hash) = digest_hash(params.hashAlg) else {
+    let Some(hash) = HashAlg::find(|f| f.ckm_digest == u64::from(params.hashAlg)) else {
         log::warn!(
             "libpkcs11ks: RSA-PSS hashAlg {:#x} is not supported (SHA-256, SHA-384, SHA-512 are)",
             params.hashAlg
         );
         return Err(CKR_MECHANISM_PARAM_INVALID);
     };
+    if let Err(e) = ks_common::hash::check_allowed(hash) {
+        log::warn!("libpkcs11ks: RSA-PSS hashAlg: {}", e.message());
+        return Err(CKR_MECHANISM_PARAM_INVALID);
+    }
     if params.mgf != mgf_for(hash) {
         log::warn!(
             "libpkcs11ks: RSA-PSS MGF {:#x} must be MGF1 with the same hash as hashAlg ({})",
@@ -205,6 +214,18 @@ impl SignMechanism {
         }
     }
 
+    /// The mechanism's PKCS#11 name, for log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SignMechanism::RsaPkcsRaw => "CKM_RSA_PKCS",
+            SignMechanism::RsaPkcs(_) => "CKM_SHA*_RSA_PKCS",
+            SignMechanism::RsaPssRaw { .. } => "CKM_RSA_PKCS_PSS",
+            SignMechanism::RsaPss { .. } => "CKM_SHA*_RSA_PKCS_PSS",
+            SignMechanism::EcdsaRaw => "CKM_ECDSA",
+            SignMechanism::Ecdsa(_) => "CKM_ECDSA_SHA*",
+        }
+    }
+
     /// Checks the mechanism against a key: key type, and the PSS salt length
     /// against the modulus (RFC 8017: emLen ≥ hLen + sLen + 2).
     pub fn check_key(&self, key: &PublicKey) -> Result<()> {
@@ -226,7 +247,7 @@ impl SignMechanism {
     }
 
     /// The hash computed locally for hash-and-sign mechanisms (`None` for the
-    /// raw ones, whose input is buffered).
+    /// raw ones, which are single-part only).
     pub fn local_hash(&self) -> Option<HashAlg> {
         match self {
             SignMechanism::RsaPkcs(h) | SignMechanism::Ecdsa(h) => Some(*h),
@@ -247,8 +268,10 @@ impl SignMechanism {
                 if input.len() + 11 > key.max_signature_len(EcdsaFormat::P1363) {
                     return Err(CKR_DATA_LEN_RANGE);
                 }
-                if let Err(e) = parse_digest_info(input) {
-                    log::warn!("libpkcs11ks: CKM_RSA_PKCS input must be a DER DigestInfo of SHA-256/384/512: {e}");
+                let checked = parse_digest_info(input)
+                    .and_then(|(alg, _)| ks_common::hash::check_allowed(alg));
+                if let Err(e) = checked {
+                    log::warn!("libpkcs11ks: CKM_RSA_PKCS input must be a DER DigestInfo of SHA-256/384/512: {}", e.message());
                     return Err(CKR_DATA_INVALID);
                 }
                 Ok(SignRequest::RsaPkcs1DigestInfo {
@@ -300,12 +323,21 @@ impl SignMechanism {
     }
 }
 
-/// Brings a `CKM_ECDSA` input to a hash length KeyServer accepts (32, 48 or
-/// 64 bytes) without changing the integer ECDSA derives from it: inputs longer
-/// than the curve order are truncated to their leftmost bytes (as ECDSA does),
-/// shorter ones are left-padded with zeros.
+/// Checks a `CKM_ECDSA` input against the digest policy and brings it to what KeyServer
+/// signs. The input must be a digest: 32, 48 or 64 bytes (20, SHA-1, only under the
+/// `KSC_ALLOW_SHA1` opt-in); any other length is refused with `CKR_DATA_LEN_RANGE` (never
+/// padded: a short input is not a digest the policy allows). A digest longer than the curve
+/// order is truncated to its leftmost bytes, as ECDSA itself does, so the integer is kept.
 pub fn ecdsa_input(curve: EcCurve, input: &[u8]) -> Result<Vec<u8>> {
-    if input.is_empty() {
+    let checked = match HashAlg::from_output_len(input.len()) {
+        Some(alg) => ks_common::hash::check_allowed(alg).map_err(|e| e.message().to_string()),
+        None => Err(format!(
+            "{} bytes is not the length of a SHA-256/384/512 digest (32, 48 or 64 bytes)",
+            input.len()
+        )),
+    };
+    if let Err(reason) = checked {
+        log::warn!("libpkcs11ks: CKM_ECDSA input refused: {reason}");
         return Err(CKR_DATA_LEN_RANGE);
     }
     let order_bytes = (curve.bits() as usize).div_ceil(8);
@@ -313,25 +345,7 @@ pub fn ecdsa_input(curve: EcCurve, input: &[u8]) -> Result<Vec<u8>> {
     if curve.bits() % 8 == 0 && data.len() > order_bytes {
         data.truncate(order_bytes);
     }
-    // The shortest digest length that holds the input.
-    let target = match HashAlg::ALL
-        .iter()
-        .map(|h| h.output_len())
-        .find(|len| data.len() <= *len)
-    {
-        Some(len) => len,
-        None => {
-            log::warn!(
-                "libpkcs11ks: CKM_ECDSA input of {} bytes is too long for {}",
-                input.len(),
-                curve.name()
-            );
-            return Err(CKR_DATA_LEN_RANGE);
-        }
-    };
-    let mut out = vec![0u8; target - data.len()];
-    out.extend_from_slice(&data);
-    Ok(out)
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -461,10 +475,16 @@ mod tests {
 
     #[test]
     fn ecdsa_inputs_keep_their_integer() {
-        assert_eq!(
-            ecdsa_input(EcCurve::P256, &[1; 20]).map(|v| v.len()),
-            Ok(32)
-        );
+        // Not a SHA-256/384/512 digest: refused, never zero-padded (SHA-1 needs the opt-in,
+        // which unit tests never give).
+        for len in [1, 16, 20, 31, 33, 47, 63, 65] {
+            assert_eq!(
+                ecdsa_input(EcCurve::P256, &vec![1; len]),
+                Err(CKR_DATA_LEN_RANGE),
+                "{len}"
+            );
+        }
+        assert_eq!(ecdsa_input(EcCurve::P256, &[1; 32]), Ok(vec![1; 32]));
         assert_eq!(ecdsa_input(EcCurve::P256, &[1; 64]), Ok(vec![1; 32]));
         assert_eq!(ecdsa_input(EcCurve::P384, &[1; 32]), Ok(vec![1; 32]));
         assert_eq!(ecdsa_input(EcCurve::P384, &[1; 64]), Ok(vec![1; 48]));
@@ -479,6 +499,17 @@ mod tests {
     #[test]
     fn raw_rsa_input_must_be_a_digest_info() {
         let key = rsa(2048);
+        // A SHA-1 DigestInfo is refused by the default policy.
+        let sha1 = [HashAlg::Sha1.facts().digest_info_prefix, &[1; 20]].concat();
+        assert_eq!(
+            SignMechanism::RsaPkcsRaw.request_from_input(&key, &sha1),
+            Err(CKR_DATA_INVALID)
+        );
+        let sha256 = [HashAlg::Sha256.facts().digest_info_prefix, &[1; 32]].concat();
+        assert!(SignMechanism::RsaPkcsRaw
+            .request_from_input(&key, &sha256)
+            .is_ok());
+        assert_eq!(digest_hash(CKM_SHA_1), None);
         assert_eq!(
             SignMechanism::RsaPkcsRaw.request_from_input(&key, b"just some bytes"),
             Err(CKR_DATA_INVALID)

@@ -186,7 +186,9 @@ enum SigFormat {
 }
 
 fn parse_hash(s: &str) -> Result<HashAlg, String> {
-    HashAlg::from_name(s).ok_or_else(|| format!("unknown hash {s:?} (sha256, sha384, sha512)"))
+    HashAlg::from_name(s).ok_or_else(|| {
+        format!("unknown hash {s:?} (sha256, sha384, sha512; sha1 only with KSC_ALLOW_SHA1=1)")
+    })
 }
 
 fn parse_key_use(s: &str) -> Result<(String, u32), String> {
@@ -381,6 +383,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             config.client_id.as_deref().unwrap_or_default()
         );
     }
+    // The digest policy's per-process opt-in, as `signer::connect` sets it for the libraries.
+    ks_common::hash::set_allow_sha1(ks_common::hash::allow_sha1_from_env()?);
     let client = Client::new(config);
     let json_out = cli.json;
     match cli.command {

@@ -44,13 +44,18 @@ fn digest_once(
     digest_len: *mut CK_ULONG,
 ) -> Result<()> {
     let t = token()?;
-    // SAFETY: a non-null `data` has `data_len` readable bytes (PKCS#11).
-    let data = unsafe { input(data.cast_const(), data_len) }?;
-    // SAFETY: `digest_len` is NULL or readable.
-    let cap = unsafe { capacity(digest, digest_len) }?;
-    let output = t.digest(session, data, cap)?;
-    // SAFETY: `digest_len` is writable, `digest` holds `cap` bytes.
-    unsafe { write_output(output, digest, digest_len) }
+    let result = (|| {
+        // SAFETY: a non-null `data` has `data_len` readable bytes (PKCS#11).
+        let data = unsafe { input(data.cast_const(), data_len) }?;
+        // SAFETY: `digest_len` is NULL or readable.
+        let cap = unsafe { capacity(digest, digest_len) }?;
+        let output = t.digest(session, data, cap)?;
+        // SAFETY: `digest_len` is writable, `digest` holds `cap` bytes.
+        unsafe { write_output(output, digest, digest_len) }
+    })();
+    // PKCS#11: a failure other than a short buffer ends the operation, a bad argument
+    // included.
+    super::ending_on_error(result, || t.digest_cancel(session))
 }
 
 /// `C_DigestUpdate`.
@@ -66,7 +71,9 @@ pub extern "C" fn C_DigestUpdate(
 fn digest_update(session: CK_SESSION_HANDLE, part: *mut CK_BYTE, part_len: CK_ULONG) -> Result<()> {
     let t = token()?;
     // SAFETY: a non-null `part` has `part_len` readable bytes (PKCS#11).
-    let part = unsafe { input(part.cast_const(), part_len) }?;
+    let part = unsafe { input(part.cast_const(), part_len) };
+    // PKCS#11: an Update that fails ends the operation, a bad argument included.
+    let part = part.inspect_err(|_| t.digest_cancel(session))?;
     t.digest_update(session, part)
 }
 
@@ -88,9 +95,14 @@ fn digest_final(
     digest_len: *mut CK_ULONG,
 ) -> Result<()> {
     let t = token()?;
-    // SAFETY: `digest_len` is NULL or readable.
-    let cap = unsafe { capacity(digest, digest_len) }?;
-    let output = t.digest_final(session, cap)?;
-    // SAFETY: `digest_len` is writable, `digest` holds `cap` bytes.
-    unsafe { write_output(output, digest, digest_len) }
+    let result = (|| {
+        // SAFETY: `digest_len` is NULL or readable.
+        let cap = unsafe { capacity(digest, digest_len) }?;
+        let output = t.digest_final(session, cap)?;
+        // SAFETY: `digest_len` is writable, `digest` holds `cap` bytes.
+        unsafe { write_output(output, digest, digest_len) }
+    })();
+    // PKCS#11: a failure other than a short buffer ends the operation, a bad argument
+    // included.
+    super::ending_on_error(result, || t.digest_cancel(session))
 }

@@ -40,6 +40,30 @@ static INTERFACES: [Interface; 2] = [
     }),
 ];
 
+/// A pointer to the writable copies of [`INTERFACES`].
+struct Writable(*mut CK_INTERFACE);
+
+// SAFETY: the pointer is to a leaked heap array that lives for the process; the module
+// itself never reads or writes it after creating it (lookups use the immutable
+// `INTERFACES`), so sharing the pointer between threads adds no data race of ours.
+unsafe impl Send for Writable {}
+// SAFETY: as above.
+unsafe impl Sync for Writable {}
+
+/// The records `C_GetInterface` hands out: writable copies of [`INTERFACES`], made once.
+/// Clients may write into the returned `CK_INTERFACE` (OpenSC 0.23's pkcs11-spy replaces
+/// `pFunctionList` with its own), and the statics live in read-only memory.
+fn writable_interfaces() -> *mut CK_INTERFACE {
+    static COPIES: std::sync::OnceLock<Writable> = std::sync::OnceLock::new();
+    COPIES
+        .get_or_init(|| {
+            let copies: Box<[CK_INTERFACE]> =
+                INTERFACES.iter().map(|i| CK_INTERFACE { ..i.0 }).collect();
+            Writable(Box::leak(copies).as_mut_ptr())
+        })
+        .0
+}
+
 /// `C_GetFunctionList`: the 2.40 function list.
 #[no_mangle]
 pub extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> CK_RV {
@@ -111,7 +135,7 @@ fn get_interface(
     }
     // SAFETY: a non-null pointer points to a readable CK_VERSION (PKCS#11).
     let version = unsafe { version.as_ref() };
-    let found = INTERFACES.iter().find(|i| {
+    let found = INTERFACES.iter().position(|i| {
         // SAFETY: every pFunctionList starts with its CK_VERSION.
         let v = unsafe { *i.0.pFunctionList.cast::<CK_VERSION>() };
         let version_ok = version.is_none_or(|w| w.major == v.major && w.minor == v.minor);
@@ -119,7 +143,8 @@ fn get_interface(
     });
     match found {
         Some(i) => {
-            *result = (&raw const i.0).cast_mut();
+            // SAFETY: `i` indexes INTERFACES, and the writable copies have its length.
+            *result = unsafe { writable_interfaces().add(i) };
             Ok(())
         }
         None => Err(CKR_ARGUMENTS_BAD),
@@ -239,3 +264,54 @@ pub(crate) static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = function_list!(
     C_VerifyMessageNext,
     C_MessageVerifyFinal
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_records_are_writable() {
+        let mut first: *mut CK_INTERFACE = std::ptr::null_mut();
+        let none = std::ptr::null_mut();
+        assert_eq!(
+            C_GetInterface(none, std::ptr::null_mut(), &mut first, 0),
+            CKR_OK
+        );
+        // SAFETY: C_GetInterface answered a valid record; a client may write into it, as
+        // pkcs11-spy does (this faulted when the record was a read-only static).
+        let record = unsafe { &mut *first };
+        assert_eq!(
+            record.pFunctionList.cast_const(),
+            (&raw const FUNCTION_LIST_3_0).cast::<c_void>()
+        );
+        record.pFunctionList = std::ptr::null_mut();
+        record.flags = 0x55;
+        // Lookups do not depend on what a client wrote.
+        let mut v2 = CK_VERSION {
+            major: 2,
+            minor: 40,
+        };
+        let mut second: *mut CK_INTERFACE = std::ptr::null_mut();
+        assert_eq!(C_GetInterface(none, &mut v2, &mut second, 0), CKR_OK);
+        // SAFETY: as above.
+        let record = unsafe { &mut *second };
+        assert_eq!(
+            record.pFunctionList.cast_const(),
+            (&raw const FUNCTION_LIST_2_40).cast::<c_void>()
+        );
+        record.flags = 0x55;
+        // The list is copied into the caller's buffer, writable by construction.
+        let mut list = [CK_INTERFACE {
+            pInterfaceName: std::ptr::null_mut(),
+            pFunctionList: std::ptr::null_mut(),
+            flags: 0,
+        }; 2];
+        let mut n: CK_ULONG = 2;
+        assert_eq!(C_GetInterfaceList(list.as_mut_ptr(), &mut n), CKR_OK);
+        assert_eq!(list[0].flags, 0);
+        assert_eq!(
+            list[1].pFunctionList.cast_const(),
+            (&raw const FUNCTION_LIST_2_40).cast::<c_void>()
+        );
+    }
+}

@@ -14,6 +14,10 @@ pub mod object;
 pub mod session;
 pub mod sign;
 pub mod slot;
+pub(crate) mod spec;
+
+#[cfg(test)]
+mod conformance;
 pub mod unsupported;
 pub mod verify;
 
@@ -44,4 +48,14 @@ pub(crate) fn check_slot(slot: CK_SLOT_ID) -> Result<()> {
     } else {
         Err(CKR_SLOT_ID_INVALID)
     }
+}
+
+/// Ends the operation (`end`) when `result` is a failure other than
+/// `CKR_BUFFER_TOO_SMALL`, as PKCS#11 requires of `C_Sign`, `C_SignFinal`, `C_Verify`,
+/// `C_VerifyFinal` and `C_DigestFinal`, whichever layer found the failure.
+pub(crate) fn ending_on_error(result: Result<()>, end: impl FnOnce()) -> Result<()> {
+    if result.is_err_and(|rv| rv != CKR_BUFFER_TOO_SMALL) {
+        end();
+    }
+    result
 }

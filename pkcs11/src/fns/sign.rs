@@ -67,16 +67,24 @@ fn sign(
     signature_len: *mut CK_ULONG,
 ) -> Result<()> {
     let t = token()?;
-    // SAFETY: a non-null `data` has `data_len` readable bytes (PKCS#11).
-    let data = unsafe { input(data.cast_const(), data_len) }?;
-    // SAFETY: `signature_len` is NULL or readable.
-    let cap = unsafe { capacity(signature, signature_len) }?;
-    let output = t.sign(session, data, cap)?;
-    // SAFETY: `signature_len` is writable, `signature` holds `cap` bytes.
-    unsafe { write_output(output, signature, signature_len) }
+    let result = (|| {
+        // SAFETY: a non-null `data` has `data_len` readable bytes (PKCS#11).
+        let data = unsafe { input(data.cast_const(), data_len) }?;
+        // SAFETY: `signature_len` is NULL or readable.
+        let cap = unsafe { capacity(signature, signature_len) }?;
+        let output = t.sign(session, data, cap)?;
+        // SAFETY: `signature_len` is writable, `signature` holds `cap` bytes.
+        unsafe { write_output(output, signature, signature_len) }
+    })();
+    // PKCS#11: a failure other than a short buffer ends the operation, a bad argument
+    // included.
+    super::ending_on_error(result, || {
+        let _ = t.sign_init(session, None, 0);
+    })
 }
 
-/// `C_SignUpdate`: hash-and-sign mechanisms hash locally; raw ones buffer.
+/// `C_SignUpdate`: hash-and-sign mechanisms hash locally; the raw (single-part)
+/// mechanisms refuse it.
 #[no_mangle]
 pub extern "C" fn C_SignUpdate(
     session: CK_SESSION_HANDLE,
@@ -89,7 +97,11 @@ pub extern "C" fn C_SignUpdate(
 fn sign_update(session: CK_SESSION_HANDLE, part: *mut CK_BYTE, part_len: CK_ULONG) -> Result<()> {
     let t = token()?;
     // SAFETY: a non-null `part` has `part_len` readable bytes (PKCS#11).
-    let part = unsafe { input(part.cast_const(), part_len) }?;
+    let part = unsafe { input(part.cast_const(), part_len) };
+    // PKCS#11: an Update that fails ends the operation, a bad argument included.
+    let part = part.inspect_err(|_| {
+        let _ = t.sign_init(session, None, 0);
+    })?;
     t.sign_update(session, part)
 }
 
@@ -111,9 +123,16 @@ fn sign_final(
     signature_len: *mut CK_ULONG,
 ) -> Result<()> {
     let t = token()?;
-    // SAFETY: `signature_len` is NULL or readable.
-    let cap = unsafe { capacity(signature, signature_len) }?;
-    let output = t.sign_final(session, cap)?;
-    // SAFETY: `signature_len` is writable, `signature` holds `cap` bytes.
-    unsafe { write_output(output, signature, signature_len) }
+    let result = (|| {
+        // SAFETY: `signature_len` is NULL or readable.
+        let cap = unsafe { capacity(signature, signature_len) }?;
+        let output = t.sign_final(session, cap)?;
+        // SAFETY: `signature_len` is writable, `signature` holds `cap` bytes.
+        unsafe { write_output(output, signature, signature_len) }
+    })();
+    // PKCS#11: a failure other than a short buffer ends the operation, a bad argument
+    // included.
+    super::ending_on_error(result, || {
+        let _ = t.sign_init(session, None, 0);
+    })
 }

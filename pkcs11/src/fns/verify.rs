@@ -51,11 +51,18 @@ fn verify(
     signature_len: CK_ULONG,
 ) -> Result<()> {
     let t = token()?;
-    // SAFETY: non-null buffers have the given readable lengths (PKCS#11).
-    let data = unsafe { input(data.cast_const(), data_len) }?;
-    // SAFETY: as above.
-    let signature = unsafe { input(signature.cast_const(), signature_len) }?;
-    t.verify(session, data, signature)
+    let result = (|| {
+        // SAFETY: non-null buffers have the given readable lengths (PKCS#11).
+        let data = unsafe { input(data.cast_const(), data_len) }?;
+        // SAFETY: as above.
+        let signature = unsafe { input(signature.cast_const(), signature_len) }?;
+        t.verify(session, data, signature)
+    })();
+    // PKCS#11: a failure other than a short buffer ends the operation, a bad argument
+    // included.
+    super::ending_on_error(result, || {
+        let _ = t.verify_init(session, None, 0);
+    })
 }
 
 /// `C_VerifyUpdate`.
@@ -71,7 +78,11 @@ pub extern "C" fn C_VerifyUpdate(
 fn verify_update(session: CK_SESSION_HANDLE, part: *mut CK_BYTE, part_len: CK_ULONG) -> Result<()> {
     let t = token()?;
     // SAFETY: a non-null `part` has `part_len` readable bytes (PKCS#11).
-    let part = unsafe { input(part.cast_const(), part_len) }?;
+    let part = unsafe { input(part.cast_const(), part_len) };
+    // PKCS#11: an Update that fails ends the operation, a bad argument included.
+    let part = part.inspect_err(|_| {
+        let _ = t.verify_init(session, None, 0);
+    })?;
     t.verify_update(session, part)
 }
 
@@ -93,7 +104,14 @@ fn verify_final(
     signature_len: CK_ULONG,
 ) -> Result<()> {
     let t = token()?;
-    // SAFETY: a non-null signature has `signature_len` readable bytes.
-    let signature = unsafe { input(signature.cast_const(), signature_len) }?;
-    t.verify_final(session, signature)
+    let result = (|| {
+        // SAFETY: a non-null signature has `signature_len` readable bytes.
+        let signature = unsafe { input(signature.cast_const(), signature_len) }?;
+        t.verify_final(session, signature)
+    })();
+    // PKCS#11: a failure other than a short buffer ends the operation, a bad argument
+    // included.
+    super::ending_on_error(result, || {
+        let _ = t.verify_init(session, None, 0);
+    })
 }

@@ -20,16 +20,13 @@ use ks_common::hash::{digest, HashAlg, Hasher};
 use ks_common::keys::KeyEntry;
 use ks_common::sign::SignRequest;
 
-use crate::error::{from_common, Result};
+use crate::error::{from_common, Result, Rv};
 use crate::mechanism::{digest_hash, SignMechanism};
 use crate::object::ObjectStore;
 use ks_common::signer::Signer;
 
 /// The one slot's ID.
 pub const SLOT_ID: CK_SLOT_ID = 1;
-
-/// Largest input buffered for the raw (single-part) mechanisms.
-const MAX_RAW_INPUT: usize = 64 * 1024;
 
 /// Locks a mutex, ignoring poisoning (a panicking thread was already answered
 /// with `CKR_GENERAL_ERROR`; the state it guards stays consistent).
@@ -63,7 +60,6 @@ pub struct KeyOp {
     key: Arc<KeyEntry>,
     mechanism: SignMechanism,
     hasher: Option<Hasher>,
-    buffer: Vec<u8>,
     multi_part: bool,
 }
 
@@ -73,7 +69,6 @@ impl KeyOp {
             hasher: mechanism.local_hash().map(Hasher::new),
             key,
             mechanism,
-            buffer: Vec::new(),
             multi_part: false,
         }
     }
@@ -82,18 +77,31 @@ impl KeyOp {
         self.mechanism.signature_len(&self.key.public_key)
     }
 
+    /// Feeds a part of a multi-part operation. The raw mechanisms (`CKM_RSA_PKCS`,
+    /// `CKM_ECDSA`, `CKM_RSA_PKCS_PSS`) are single-part only in PKCS#11: their input is
+    /// refused here rather than buffered, so a bad input can never surface later from
+    /// `C_SignFinal`/`C_VerifyFinal` with a code those functions do not list.
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.multi_part = true;
         match &mut self.hasher {
-            Some(h) => h.update(data),
-            None => {
-                if self.buffer.len() + data.len() > MAX_RAW_INPUT {
-                    return Err(CKR_DATA_LEN_RANGE);
-                }
-                self.buffer.extend_from_slice(data);
+            Some(h) => {
+                self.multi_part = true;
+                h.update(data);
+                Ok(())
             }
+            None => Err(self.single_part_only()),
         }
-        Ok(())
+    }
+
+    /// Logs why a multi-part call on a raw mechanism is refused and answers the code:
+    /// `CKR_FUNCTION_NOT_SUPPORTED`, the code PKCS#11 (5.1) gives for what a library does not
+    /// support, and the one callers test for here (pkcs11-tool's `--test` then starts a
+    /// single-part signature). As any failed Update/Final, it ends the operation.
+    fn single_part_only(&self) -> Rv {
+        log::warn!(
+            "libpkcs11ks: {} is a single-part mechanism: use C_Sign/C_Verify, not the Update/Final calls",
+            self.mechanism.name()
+        );
+        CKR_FUNCTION_NOT_SUPPORTED
     }
 
     /// The request for a single-part call with `data`.
@@ -106,13 +114,11 @@ impl KeyOp {
         }
     }
 
-    /// The request after `update` calls.
+    /// The request after `update` calls (only hash-and-sign mechanisms get here).
     fn finish(self) -> Result<SignRequest> {
         match self.hasher {
             Some(h) => self.mechanism.request_from_digest(h.finalize()),
-            None => self
-                .mechanism
-                .request_from_input(&self.key.public_key, &self.buffer),
+            None => Err(self.single_part_only()),
         }
     }
 }
@@ -309,8 +315,14 @@ mod tests {
         t.sign_init(s, Some(SignMechanism::Ecdsa(HashAlg::Sha384)), 4)
             .expect("init");
         t.sign_update(s, b"hello ").expect("update");
+        // C_Sign cannot finish a multi-part signature: refused with a listed code, and
+        // (as for any failure but a size answer) the operation has ended.
+        assert_eq!(t.sign(s, b"x", Some(64)), Err(CKR_FUNCTION_FAILED));
+        assert_eq!(t.sign_final(s, None), Err(CKR_OPERATION_NOT_INITIALIZED));
+        t.sign_init(s, Some(SignMechanism::Ecdsa(HashAlg::Sha384)), 4)
+            .expect("init");
+        t.sign_update(s, b"hello ").expect("update");
         t.sign_update(s, b"world").expect("update");
-        assert_eq!(t.sign(s, b"x", Some(64)), Err(CKR_OPERATION_ACTIVE));
         assert_eq!(t.sign_final(s, None), Ok(Output::Size(64)));
         assert_eq!(t.sign_final(s, Some(64)), Ok(Output::Done(vec![0x5a; 64])));
         assert_eq!(
@@ -320,6 +332,72 @@ mod tests {
                 format: ks_common::sign::EcdsaFormat::P1363
             })
         );
+    }
+
+    /// The signature length of the test keys for a mechanism.
+    fn t_len(mech: SignMechanism) -> usize {
+        if mech == SignMechanism::EcdsaRaw {
+            64
+        } else {
+            256
+        }
+    }
+
+    #[test]
+    fn single_part_mechanisms_refuse_update_and_final() {
+        let (t, fake) = token();
+        let s = t.open_session(false).expect("session");
+        let pss = SignMechanism::RsaPssRaw {
+            hash: HashAlg::Sha256,
+            salt_len: 32,
+        };
+        let raw = [
+            (SignMechanism::RsaPkcsRaw, 1, 2),
+            (pss, 1, 2),
+            (SignMechanism::EcdsaRaw, 4, 5),
+        ];
+        for (mech, private, public) in raw {
+            // Update refused (nothing buffered), and the operation has ended.
+            t.sign_init(s, Some(mech), private).expect("init");
+            assert_eq!(
+                t.sign_update(s, &[1; 32]),
+                Err(CKR_FUNCTION_NOT_SUPPORTED),
+                "{mech:?}"
+            );
+            assert_eq!(
+                t.sign(s, &[1; 32], None),
+                Err(CKR_OPERATION_NOT_INITIALIZED)
+            );
+            // Final without Update: the same.
+            t.sign_init(s, Some(mech), private).expect("init");
+            assert_eq!(
+                t.sign_final(s, None),
+                Err(CKR_FUNCTION_NOT_SUPPORTED),
+                "{mech:?}"
+            );
+            // A fresh single-part signature works (size query, no server call).
+            t.sign_init(s, Some(mech), private).expect("init");
+            assert_eq!(t.sign(s, &[1; 32], None), Ok(Output::Size(t_len(mech))));
+            t.sign_init(s, None, 0).expect("cancel");
+            // The same for verification.
+            t.verify_init(s, Some(mech), public).expect("init");
+            assert_eq!(
+                t.verify_update(s, &[1; 32]),
+                Err(CKR_FUNCTION_NOT_SUPPORTED),
+                "{mech:?}"
+            );
+            assert_eq!(
+                t.verify(s, &[1; 32], &[0; 64]),
+                Err(CKR_OPERATION_NOT_INITIALIZED)
+            );
+            t.verify_init(s, Some(mech), public).expect("init");
+            assert_eq!(
+                t.verify_final(s, &[0; 64]),
+                Err(CKR_FUNCTION_NOT_SUPPORTED),
+                "{mech:?}"
+            );
+        }
+        assert_eq!(fake.sign_calls(), 0);
     }
 
     #[test]

@@ -60,7 +60,8 @@ impl Token {
         Ok(())
     }
 
-    /// `C_SignUpdate`/`C_VerifyUpdate`: a failed update ends the operation.
+    /// `C_SignUpdate`/`C_VerifyUpdate`: a failed update ends the operation (PKCS#11), the
+    /// refusal of a single-part mechanism included.
     pub(super) fn key_op_update(
         &self,
         kind: KeyOpKind,
@@ -90,8 +91,17 @@ impl Token {
         let mut s = lock(&session);
         let op = s.sign.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         if single_part && op.multi_part {
-            // C_Sign cannot finish a multi-part signature (C_SignFinal does).
-            return Err(CKR_OPERATION_ACTIVE);
+            // C_Sign cannot finish a multi-part signature (C_SignFinal does); PKCS#11 lists no
+            // OPERATION_ACTIVE for it, and any failure but a size answer ends the operation.
+            log::warn!("libpkcs11ks: C_Sign after C_SignUpdate: finish with C_SignFinal (the operation has ended)");
+            s.sign = None;
+            return Err(CKR_FUNCTION_FAILED);
+        }
+        if !single_part && op.hasher.is_none() {
+            // C_SignFinal on a single-part mechanism: refused, and (a failed Final) ended.
+            let rv = op.single_part_only();
+            s.sign = None;
+            return Err(rv);
         }
         let len = op.signature_len();
         if capacity.is_none_or(|c| c < len) {
@@ -160,8 +170,16 @@ impl Token {
         let mut s = lock(&session);
         let op = s.verify.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         if single_part && op.multi_part {
-            // C_Verify cannot finish a multi-part verification (C_VerifyFinal does).
-            return Err(CKR_OPERATION_ACTIVE);
+            // C_Verify cannot finish a multi-part verification (C_VerifyFinal does); PKCS#11 lists no
+            // OPERATION_ACTIVE for it, and any failure but a size answer ends the operation.
+            log::warn!("libpkcs11ks: C_Verify after C_VerifyUpdate: finish with C_VerifyFinal (the operation has ended)");
+            s.verify = None;
+            return Err(CKR_FUNCTION_FAILED);
+        }
+        if !single_part && op.hasher.is_none() {
+            let rv = op.single_part_only();
+            s.verify = None;
+            return Err(rv);
         }
         s.verify.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)
     }
@@ -247,6 +265,13 @@ impl Token {
         let alg = op.alg;
         s.digest = None;
         Ok(Output::Done(digest(alg, data)))
+    }
+
+    /// Ends an active digest (a failed `C_DigestUpdate`); nothing to do without one.
+    pub fn digest_cancel(&self, handle: CK_SESSION_HANDLE) {
+        if let Ok(session) = self.session(handle) {
+            lock(&session).digest = None;
+        }
     }
 
     /// `C_DigestUpdate`.

@@ -52,6 +52,8 @@ pub struct App {
     pub web: crate::web::WebState,
     /// Failed credential checks (token endpoint and web login alike).
     pub limiter: crate::limits::CredentialLimiter,
+    /// Whether SHA-1 DigestInfo inputs are signed (config `allow_sha1`; off by default).
+    pub allow_sha1: bool,
 }
 
 /// The response type of every handler.
@@ -637,7 +639,7 @@ async fn sign_order(app: &Arc<App>, req: Request<Incoming>) -> ApiResult<Resp> {
             .get(&so.keyid)
             .ok_or_else(|| ApiError::not_found(format!("key {} does not exist", so.keyid)))?
             .clone();
-        let job = so.job_for(&key)?;
+        let job = so.job_for(&key, app.allow_sha1)?;
         let s = store.clone();
         let op_id = so.operationid.clone();
         let op = blocking(move || s.operation(&op_id))

@@ -172,6 +172,10 @@ pub struct FileConfig {
     /// Limits on failed credential checks (token endpoint and web login).
     #[serde(default)]
     pub credential_limits: crate::limits::CredentialLimits,
+    /// Sign SHA-1 DigestInfo inputs (`CKM_RSA_PKCS`, legacy pipelines); refused by default,
+    /// as the clients' digest policy refuses them without `KSC_ALLOW_SHA1=1`.
+    #[serde(default)]
+    pub allow_sha1: bool,
 }
 
 /// One user in the file.

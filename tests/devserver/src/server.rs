@@ -92,6 +92,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared, String> {
         max_body: file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         web: crate::web::WebState::default(),
         limiter: crate::limits::CredentialLimiter::new(file.credential_limits),
+        allow_sha1: file.allow_sha1,
     });
     Ok(Prepared { app, tls, data_dir })
 }

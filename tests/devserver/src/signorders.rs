@@ -97,7 +97,7 @@ impl SignOrderRequest {
     }
 
     /// Checks the input against the key type and returns the job.
-    pub fn job_for(&self, key: &KeyEntry) -> ApiResult<Job> {
+    pub fn job_for(&self, key: &KeyEntry, allow_sha1: bool) -> ApiResult<Job> {
         let data = decode_hex("inputdata", &self.inputdata).map_err(ApiError::invalid)?;
         let alg = key.spec.algorithm;
         let keyid = &key.spec.id;
@@ -109,7 +109,15 @@ impl SignOrderRequest {
                         self.signatureformat
                     )));
                 }
-                parse_digest_info(&data).map_err(ApiError::invalid)?;
+                if let Err(e) = parse_digest_info(&data) {
+                    if !(allow_sha1 && is_sha1_digest_info(&data)) {
+                        return Err(ApiError::invalid(if is_sha1_digest_info(&data) {
+                            "inputdata is a SHA-1 DigestInfo, which this server does not sign (config allow_sha1 = true for legacy pipelines)".to_string()
+                        } else {
+                            e
+                        }));
+                    }
+                }
                 Ok(Job::Pkcs1(data))
             }
             (true, "pss") => {
@@ -208,4 +216,14 @@ pub fn execute(job: &Job, key: &PrivateKey) -> ApiResult<Vec<u8>> {
             .map(|(raw, d)| if *der { d } else { raw }),
     };
     r.map_err(ApiError::internal)
+}
+
+/// The DER DigestInfo prefix of SHA-1 (RFC 8017 9.2 note 1).
+const SHA1_DIGEST_INFO_PREFIX: [u8; 15] = [
+    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+];
+
+/// Whether `data` is exactly a DER DigestInfo of a SHA-1 hash.
+fn is_sha1_digest_info(data: &[u8]) -> bool {
+    data.len() == SHA1_DIGEST_INFO_PREFIX.len() + 20 && data.starts_with(&SHA1_DIGEST_INFO_PREFIX)
 }

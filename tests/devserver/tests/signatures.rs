@@ -226,3 +226,49 @@ fn wrong_inputs_for_the_key_type_are_refused() {
     assert_eq!(st["keyusagerestrictions"][0]["usagecount"], 0);
     assert_eq!(st["keyusagerestrictions"][1]["usagecount"], 0);
 }
+
+#[test]
+fn sha1_digest_info_only_when_the_config_allows_it() {
+    let sha1_di = [
+        &[
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ][..],
+        &[7u8; 20],
+    ]
+    .concat();
+    // Default: refused, with the reason, nothing spent.
+    let s = DevServer::start();
+    let op = s.create_operation("orderer-client", &[("key1", 1)], 60_000);
+    let r = sign(
+        &s,
+        "orderer-client",
+        &sign_body(&op, "key1", &sha1_di, "digestinfo", "asn1"),
+    );
+    assert_error(&r, 400, "invalid_request");
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("allow_sha1"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(s.operation(&op)["keyusagerestrictions"][0]["usagecount"], 0);
+    // Opted in by its configuration: signed.
+    let s = DevServer::builder()
+        .config_toml("allow_sha1 = true\n")
+        .start();
+    let op = s.create_operation("orderer-client", &[("key1", 1)], 60_000);
+    let r = sign(
+        &s,
+        "orderer-client",
+        &sign_body(&op, "key1", &sha1_di, "digestinfo", "asn1"),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    // Still only a DigestInfo: a bare 20-byte input stays refused.
+    let op = s.create_operation("orderer-client", &[("key1", 1)], 60_000);
+    let r = sign(
+        &s,
+        "orderer-client",
+        &sign_body(&op, "key1", &[7u8; 20], "digestinfo", "asn1"),
+    );
+    assert_error(&r, 400, "invalid_request");
+}

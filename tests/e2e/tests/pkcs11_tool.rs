@@ -259,7 +259,8 @@ fn sign_with_every_key_and_mechanism_verified_by_openssl() {
 /// Why EC only: pkcs11-tool's signature self-test exercises RSA keys only, and
 /// always with `CKM_RSA_PKCS` over a SHA-1 DigestInfo, which KeyServer's core
 /// (ks-common) and the dev KeyServer refuse (`CKR_DATA_INVALID`); against the
-/// default keys it aborts there. The module's signing (C_Sign, multi-part,
+/// default keys it aborts there (digest_policy.rs runs it on an RSA key with the
+/// `KSC_ALLOW_SHA1` opt-in). The module's signing (C_Sign, multi-part,
 /// size queries, C_Verify) is covered by
 /// `sign_with_every_key_and_mechanism_verified_by_openssl` and pkcs11_cryptoki.rs.
 #[test]
