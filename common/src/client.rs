@@ -4,16 +4,18 @@
 //! catalog cache. Every method is synchronous and may be called from many threads at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::cache::{entry_name, now_secs, DiskCache};
 use crate::catalog;
 use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_ID_TOKEN};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
+use crate::flight::Flight;
 use crate::http::{join_url, Http, Request, Response, RetryPolicy};
 use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
@@ -24,13 +26,35 @@ use crate::token::{jwt_expiry, TokenSource};
 const POLL_START: Duration = Duration::from_millis(500);
 /// Longest poll interval.
 const POLL_MAX: Duration = Duration::from_secs(5);
+/// How long a key catalog from the per-user cache is used without asking the server. A key
+/// unknown to it or a certificate that does not verify a signature refreshes it at once.
+pub const CATALOG_TTL: Duration = Duration::from_secs(300);
+
+/// The key catalog as this process knows it.
+#[derive(Clone)]
+struct Loaded {
+    keys: Arc<Vec<KeyEntry>>,
+    /// Read from the per-user cache, not yet confirmed by the server in this process.
+    from_cache: bool,
+}
+
+/// A key catalog in the per-user cache: the server's reply as received.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DiskCatalog {
+    url: String,
+    identity: String,
+    /// Unix seconds.
+    fetched: f64,
+    body: String,
+}
 
 /// A KeyServer client. `Send + Sync`; share it in an `Arc`.
 pub struct Client {
     config: Config,
     http: Http,
     tokens: TokenSource,
-    keys: Mutex<Option<Arc<Vec<KeyEntry>>>>,
+    keys: Flight<Loaded>,
+    disk: Option<DiskCache>,
     /// Whether the server deduplicates sign orders by `requestid`: learned from the key list's
     /// extension fields or from a sign reply echoing our requestid. Until then a sign order is
     /// only retried when it provably never reached the server.
@@ -50,9 +74,10 @@ impl Client {
     pub fn new(config: Config) -> Client {
         Client {
             http: Http::new(&config),
+            tokens: TokenSource::with_cache(DiskCache::from_config(&config)),
+            disk: DiskCache::from_config(&config),
             config,
-            tokens: TokenSource::new(),
-            keys: Mutex::new(None),
+            keys: Flight::new(),
             requestid_supported: AtomicBool::new(false),
         }
     }
@@ -113,17 +138,74 @@ impl Client {
         }
     }
 
-    /// The key catalog (`GET /api/keys`), fetched once per process and cached. A failed fetch
-    /// is not cached.
+    /// The key catalog: from memory, else from the per-user cache if younger than
+    /// [`CATALOG_TTL`], else `GET /api/keys`. Concurrent first callers cause one load (single
+    /// flight, no lock held on the network). A failed fetch is not cached.
     pub fn keys(&self) -> Result<Arc<Vec<KeyEntry>>> {
-        // Held across the fetch so concurrent first callers cause one GET, not many.
-        let mut g = self
-            .keys
-            .lock()
-            .map_err(|_| Error::internal("key cache lock poisoned"))?;
-        if let Some(k) = g.as_ref() {
-            return Ok(k.clone());
+        Ok(self.loaded_keys()?.keys)
+    }
+
+    fn loaded_keys(&self) -> Result<Loaded> {
+        self.keys.get(
+            |_| true,
+            |_| true,
+            || match self.catalog_from_disk() {
+                Some(l) => Ok(l),
+                None => self.fetch_keys(),
+            },
+        )
+    }
+
+    /// Replaces a catalog read from the per-user cache by the server's (once per process: a
+    /// catalog already confirmed by the server is returned as is).
+    fn refresh_keys(&self) -> Result<Loaded> {
+        self.keys
+            .get(|l| !l.from_cache, |_| false, || self.fetch_keys())
+    }
+
+    /// The name of the catalog entry in the per-user cache: server, identity and trust anchors
+    /// (a test server reusing a port has another CA file and another catalog).
+    fn catalog_entry(&self) -> Option<(String, String)> {
+        let url = self.config.api_server.as_deref()?;
+        let identity = if self.config.has_client_credentials() && self.config.id_token.is_none() {
+            format!("client:{}", self.config.client_id.as_deref()?)
+        } else {
+            let token = self.config.id_token.as_deref()?;
+            let digest = crate::hash::digest(crate::HashAlg::Sha256, token.as_bytes());
+            format!("token:{}", hex::encode(&digest[..16]))
+        };
+        let ca = self
+            .config
+            .ca_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Some((entry_name("catalog", &[url, &identity, &ca]), identity))
+    }
+
+    fn catalog_from_disk(&self) -> Option<Loaded> {
+        let disk = self.disk.as_ref()?;
+        let (name, identity) = self.catalog_entry()?;
+        let entry: DiskCatalog = serde_json::from_slice(&disk.read(&name)?).ok()?;
+        let age = now_secs() - entry.fetched;
+        if Some(entry.url.as_str()) != self.config.api_server.as_deref()
+            || entry.identity != identity
+            || !(0.0..CATALOG_TTL.as_secs_f64()).contains(&age)
+        {
+            return None;
         }
+        let cat = catalog::parse_keys(entry.body.as_bytes()).ok()?;
+        if cat.has_extensions {
+            self.requestid_supported.store(true, Ordering::Relaxed);
+        }
+        log::debug!("{} keys from the cache ({age:.0}s old)", cat.keys.len());
+        Some(Loaded {
+            keys: Arc::new(cat.keys),
+            from_cache: true,
+        })
+    }
+
+    fn fetch_keys(&self) -> Result<Loaded> {
         let resp = self.api(Method::GET, &["api", "keys"], None, RetryPolicy::Idempotent)?;
         if !(200..300).contains(&resp.status) {
             return Err(from_server_reply(resp.status, &resp.body, resp.retry_after));
@@ -133,14 +215,44 @@ impl Client {
             self.requestid_supported.store(true, Ordering::Relaxed);
         }
         log::debug!("{} keys in the catalog", cat.keys.len());
-        let keys = Arc::new(cat.keys);
-        *g = Some(keys.clone());
-        Ok(keys)
+        if let (Some(disk), Some((name, identity)), Ok(body)) = (
+            self.disk.as_ref(),
+            self.catalog_entry(),
+            std::str::from_utf8(&resp.body),
+        ) {
+            let entry = DiskCatalog {
+                url: self.config.api_server.clone().unwrap_or_default(),
+                identity,
+                fetched: now_secs(),
+                body: body.to_string(),
+            };
+            if let Ok(bytes) = serde_json::to_vec(&entry) {
+                disk.write(&name, &bytes);
+            }
+        }
+        Ok(Loaded {
+            keys: Arc::new(cat.keys),
+            from_cache: false,
+        })
     }
 
-    /// One key of the catalog; `NotFound` names the known keys.
+    /// One key of the catalog; `NotFound` names the known keys. A key missing from a cached
+    /// catalog refreshes it first.
     pub fn key(&self, keyid: &str) -> Result<KeyEntry> {
-        crate::catalog::find_key(&self.keys()?, keyid)
+        Ok(self.key_entry(keyid)?.0)
+    }
+
+    /// The key and whether it came from the per-user cache.
+    fn key_entry(&self, keyid: &str) -> Result<(KeyEntry, bool)> {
+        let loaded = self.loaded_keys()?;
+        match catalog::find_key(&loaded.keys, keyid) {
+            Err(e) if e.kind() == ErrorKind::NotFound && loaded.from_cache => {
+                log::debug!("key {keyid} not in the cached catalog; asking the server");
+                let fresh = self.refresh_keys()?;
+                Ok((catalog::find_key(&fresh.keys, keyid)?, fresh.from_cache))
+            }
+            other => Ok((other?, loaded.from_cache)),
+        }
     }
 
     /// Signs under the configured operation (`KSC_OPERATION_ID`), with a fresh requestid, safe
@@ -149,7 +261,15 @@ impl Client {
     pub fn sign(&self, keyid: &str, request: &SignRequest) -> Result<Vec<u8>> {
         let op = self.config.require_operation_id()?.to_string();
         let ctx = |e: Error| e.with_key(keyid).with_operation(&op);
-        let entry = self.key(keyid).map_err(ctx)?;
+        let (mut entry, mut from_cache) = self.key_entry(keyid).map_err(ctx)?;
+        if from_cache && request.validate(&entry.public_key).is_err() {
+            // The cached certificate may be out of date: decide with the server's.
+            entry = self
+                .refresh_keys()
+                .and_then(|l| catalog::find_key(&l.keys, keyid))
+                .map_err(ctx)?;
+            from_cache = false;
+        }
         request.validate(&entry.public_key).map_err(ctx)?;
         let requestid = uuid::Uuid::new_v4().to_string();
         let mut body = request.wire_fields().map_err(ctx)?;
@@ -178,9 +298,24 @@ impl Client {
                 .api(Method::POST, &["api", "signorders"], Some(&body), policy)
                 .map_err(ctx)?;
             if (200..300).contains(&resp.status) {
-                return self
-                    .finish_sign(&entry, request, &resp.body, &requestid)
-                    .map_err(ctx);
+                let result = self.finish_sign(&entry, request, &resp.body, &requestid);
+                return match result {
+                    Err(e) if e.kind() == ErrorKind::VerificationFailed && from_cache => {
+                        // Checked against a cached certificate: check against the server's
+                        // current one before calling the signature wrong (no new sign order).
+                        log::info!("key {keyid}: signature does not match the cached certificate; refreshing the catalog");
+                        let fresh = self
+                            .refresh_keys()
+                            .and_then(|l| catalog::find_key(&l.keys, keyid))
+                            .map_err(ctx)?;
+                        if fresh.public_key == entry.public_key {
+                            return Err(ctx(e));
+                        }
+                        self.finish_sign(&fresh, request, &resp.body, &requestid)
+                            .map_err(ctx)
+                    }
+                    other => other.map_err(ctx),
+                };
             }
             let err = ctx(from_server_reply(resp.status, &resp.body, resp.retry_after));
             if err.kind() != ErrorKind::Pending {

@@ -42,9 +42,14 @@ pub const KSC_CONFIG: &str = "KSC_CONFIG";
 pub const KSC_APPROVAL_TIMEOUT: &str = "KSC_APPROVAL_TIMEOUT";
 /// Log level and optional file.
 pub const KSC_LOG: &str = "KSC_LOG";
+/// Whether the system trust store backs `KSC_CA_FILE` (default true).
+pub const KSC_SYSTEM_ROOTS: &str = "KSC_SYSTEM_ROOTS";
+/// The per-user cache of the key catalog and client-credential tokens: `on` (default), `off`,
+/// or an absolute directory to use instead of `$XDG_CACHE_HOME/keyserver-signing`.
+pub const KSC_CACHE: &str = "KSC_CACHE";
 
 /// Every variable this crate reads, in documentation order.
-pub const ALL_VARIABLES: [&str; 12] = [
+pub const ALL_VARIABLES: [&str; 14] = [
     KSC_API_SERVER,
     KSC_OPERATION_ID,
     KSC_OPERATION_DESCRIPTION,
@@ -57,6 +62,8 @@ pub const ALL_VARIABLES: [&str; 12] = [
     KSC_CONFIG,
     KSC_APPROVAL_TIMEOUT,
     KSC_LOG,
+    KSC_SYSTEM_ROOTS,
+    KSC_CACHE,
 ];
 
 /// Default per-request timeout (the Go client's default).
@@ -102,6 +109,13 @@ pub struct Config {
     pub log: Option<String>,
     /// `KSC_CONFIG`, if a file was read.
     pub config_file: Option<PathBuf>,
+    /// `KSC_SYSTEM_ROOTS`: trust the system store too (loaded only when `KSC_CA_FILE` alone
+    /// does not verify the server).
+    pub system_roots: bool,
+    /// `KSC_CACHE`: use the per-user cache of the key catalog and tokens.
+    pub cache: bool,
+    /// `KSC_CACHE=<dir>`: where (default: the XDG cache directory).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -120,6 +134,9 @@ impl std::fmt::Debug for Config {
             .field("approval_timeout", &self.approval_timeout)
             .field("log", &self.log)
             .field("config_file", &self.config_file)
+            .field("system_roots", &self.system_roots)
+            .field("cache", &self.cache)
+            .field("cache_dir", &self.cache_dir)
             .finish()
     }
 }
@@ -139,6 +156,9 @@ impl Default for Config {
             approval_timeout: Duration::ZERO,
             log: None,
             config_file: None,
+            system_roots: true,
+            cache: true,
+            cache_dir: None,
         }
     }
 }
@@ -231,6 +251,27 @@ impl Config {
                 parse_duration(&t).map_err(|e| Error::config(KSC_APPROVAL_TIMEOUT, e))?;
         }
         c.ca_file = get(KSC_CA_FILE).map(PathBuf::from);
+        if let Some(v) = get(KSC_SYSTEM_ROOTS) {
+            c.system_roots = parse_switch(KSC_SYSTEM_ROOTS, &v)?;
+            if !c.system_roots && c.ca_file.is_none() {
+                return Err(Error::config(
+                    KSC_SYSTEM_ROOTS,
+                    "false leaves no trust anchors: set KSC_CA_FILE too",
+                ));
+            }
+        }
+        if let Some(v) = get(KSC_CACHE) {
+            if v.starts_with('/') {
+                c.cache_dir = Some(PathBuf::from(v));
+            } else {
+                c.cache = parse_switch(KSC_CACHE, &v).map_err(|_| {
+                    Error::config(
+                        KSC_CACHE,
+                        format!("{v:?} is not on, off or an absolute directory"),
+                    )
+                })?;
+            }
+        }
         if let Some(l) = get(KSC_LOG) {
             crate::log_spec::LogSpec::parse(&l).map_err(|e| Error::config(KSC_LOG, e))?;
             c.log = Some(l);
@@ -277,6 +318,18 @@ impl Config {
 
 /// Checks a base URL: http(s) scheme, a host, no query or fragment; returns it without a
 /// trailing `/`.
+/// An on/off setting: `true/false`, `on/off`, `yes/no`, `1/0` (any case).
+fn parse_switch(var: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(Error::config(
+            var,
+            format!("{value:?} is not a switch (use on or off)"),
+        )),
+    }
+}
+
 fn check_url(var: &str, value: &str) -> Result<String> {
     let url = reqwest::Url::parse(value)
         .map_err(|e| Error::config(var, format!("{value:?} is not a URL: {e}")))?;
@@ -485,6 +538,10 @@ mod tests {
             (KSC_OPERATION_ID, "null"),
             (KSC_LOG, "loud"),
             (KSC_CONFIG, "/nonexistent/ksc.conf"),
+            (KSC_SYSTEM_ROOTS, "maybe"),
+            (KSC_SYSTEM_ROOTS, "false"),
+            (KSC_CACHE, "sometimes"),
+            (KSC_CACHE, "relative/dir"),
         ];
         for (k, v) in cases {
             let e = Config::resolve(&Settings::new(), &s(&[(k, v)])).unwrap_err();
@@ -502,6 +559,30 @@ mod tests {
         assert!(e.to_string().contains("KSC_BOGUS"));
         let e = Config::resolve(&Settings::new(), &s(&[(KSC_CLIENT_ID, "x")])).unwrap_err();
         assert!(e.to_string().contains(KSC_CLIENT_SECRET));
+    }
+
+    #[test]
+    fn switches() {
+        let c = Config::resolve(&Settings::new(), &Settings::new()).unwrap();
+        assert!(c.system_roots && c.cache, "both on by default");
+        let c = Config::resolve(
+            &Settings::new(),
+            &s(&[
+                (KSC_SYSTEM_ROOTS, "False"),
+                (KSC_CA_FILE, "/ca.pem"),
+                (KSC_CACHE, "off"),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.system_roots && !c.cache);
+        let c = Config::resolve(&Settings::new(), &s(&[(KSC_CACHE, "ON")])).unwrap();
+        assert!(c.cache && c.cache_dir.is_none());
+        let c = Config::resolve(&Settings::new(), &s(&[(KSC_CACHE, "/var/tmp/ks")])).unwrap();
+        assert!(c.cache);
+        assert_eq!(
+            c.cache_dir.as_deref(),
+            Some(std::path::Path::new("/var/tmp/ks"))
+        );
     }
 
     #[test]
