@@ -185,6 +185,12 @@ impl Client {
 
     fn catalog_from_disk(&self) -> Option<Loaded> {
         let disk = self.disk.as_ref()?;
+        // An expired KSC_ID_TOKEN must meet the server's refusal, not a cached answer.
+        if let Some(exp) = self.config.id_token.as_deref().and_then(jwt_expiry) {
+            if exp <= std::time::SystemTime::now() {
+                return None;
+            }
+        }
         let (name, identity) = self.catalog_entry()?;
         let entry: DiskCatalog = serde_json::from_slice(&disk.read(&name)?).ok()?;
         let age = now_secs() - entry.fetched;
