@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 
 struct Slot<T> {
     value: Option<T>,
-    fetching: bool,
+    /// The process whose thread is fetching: after `fork()` the child has no such thread, so a
+    /// fetch started by the parent must not make the child wait forever.
+    fetching: Option<u32>,
     /// Callers blocked in [`Flight::get`] right now (diagnostics and tests).
     waiting: usize,
 }
@@ -41,7 +43,7 @@ impl<T> Drop for FetchGuard<'_, T> {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        slot.fetching = false;
+        slot.fetching = None;
         drop(slot);
         self.flight.done.notify_all();
     }
@@ -53,7 +55,7 @@ impl<T: Clone> Flight<T> {
         Flight {
             slot: Mutex::new(Slot {
                 value: None,
-                fetching: false,
+                fetching: None,
                 waiting: 0,
             }),
             done: Condvar::new(),
@@ -75,14 +77,18 @@ impl<T: Clone> Flight<T> {
         usable: impl Fn(&T) -> bool,
         fetch: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
+        let pid = std::process::id();
         let mut slot = self.lock()?;
         loop {
+            if slot.fetching.is_some_and(|p| p != pid) {
+                slot.fetching = None;
+            }
             if let Some(v) = slot.value.as_ref() {
-                if fresh(v) || (slot.fetching && usable(v)) {
+                if fresh(v) || (slot.fetching.is_some() && usable(v)) {
                     return Ok(v.clone());
                 }
             }
-            if !slot.fetching {
+            if slot.fetching.is_none() {
                 break;
             }
             slot.waiting += 1;
@@ -92,7 +98,7 @@ impl<T: Clone> Flight<T> {
                 .map_err(|_| Error::internal("single-flight lock poisoned"))?;
             slot.waiting -= 1;
         }
-        slot.fetching = true;
+        slot.fetching = Some(pid);
         drop(slot);
         let guard = FetchGuard { flight: self };
         let result = fetch();
@@ -252,5 +258,50 @@ mod tests {
         assert_eq!(flight.peek(), None);
         flight.set(6);
         assert_eq!(flight.get(|_| true, |_| true, || Ok(0)).unwrap(), 6);
+    }
+
+    #[test]
+    fn forked_child_does_not_wait_for_the_parents_fetch() {
+        let flight = Arc::new(Flight::<u32>::new());
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let parent_fetch = {
+            let flight = flight.clone();
+            std::thread::spawn(move || {
+                flight.get(
+                    |_| false,
+                    |_| false,
+                    || {
+                        started_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        Ok(1)
+                    },
+                )
+            })
+        };
+        started_rx.recv().unwrap();
+        // SAFETY: fork(2) has no memory-safety preconditions. The child touches only the
+        // flight's mutex (not held: the fetching thread is blocked in recv, outside it) and
+        // leaves with _exit; alarm() ends it if it would wait forever.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: async-signal-safe calls only, in the child.
+            unsafe { libc::alarm(20) };
+            let got = flight.get(|_| false, |_| false, || Ok(7));
+            let code = if matches!(got, Ok(7)) { 0 } else { 1 };
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        assert!(pid > 0, "fork failed");
+        let mut status = 0;
+        // SAFETY: waits for our own child; status is a valid out-pointer.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
+        release_tx.send(()).unwrap();
+        assert_eq!(parent_fetch.join().unwrap().unwrap(), 1);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child waited for (or failed after) the parent's fetch: status {status}"
+        );
     }
 }
