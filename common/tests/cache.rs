@@ -244,3 +244,42 @@ fn system_roots_are_not_read_when_the_ca_file_verifies_the_server() {
     get_keys(&http).expect_err("untrusted server");
     assert!(!http.system_roots_used(), "KSC_SYSTEM_ROOTS=false");
 }
+
+#[test]
+fn many_threads_first_use_one_token_one_key_list() {
+    const THREADS: u64 = 16;
+    let srv = DevServer::start();
+    let op = srv.create_operation(USER, &[("key1", THREADS as u32)], 300_000);
+    let s = with(
+        with(user_settings(&srv, USER), "KSC_OPERATION_ID", &op),
+        "KSC_CACHE",
+        "off",
+    );
+    let c = std::sync::Arc::new(client(&s));
+    let tokens = counter(&srv, "tokens");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(THREADS as usize));
+    let (n, ()) = requests_during(&srv, || {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (c, barrier) = (c.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    c.sign("key1", &pkcs1(format!("t{i}").as_bytes()))
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker").expect("signature");
+        }
+    });
+    assert_eq!(
+        counter(&srv, "tokens") - tokens,
+        1,
+        "one token for all threads"
+    );
+    assert_eq!(
+        n,
+        THREADS + 2,
+        "one token, one key list, one sign order per thread"
+    );
+}
