@@ -4,16 +4,18 @@
 //! catalog cache. Every method is synchronous and may be called from many threads at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::cache::{entry_name, now_secs, DiskCache};
 use crate::catalog;
 use crate::config::{Config, KSC_APPROVAL_TIMEOUT, KSC_AUTH_SERVER, KSC_ID_TOKEN};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
+use crate::flight::Flight;
 use crate::http::{join_url, CallDeadline, Http, Request, Response, RetryPolicy};
 use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
@@ -25,15 +27,37 @@ use crate::trust::{TrustPolicy, UntrustedKey};
 const POLL_START: Duration = Duration::from_millis(500);
 /// Longest poll interval.
 const POLL_MAX: Duration = Duration::from_secs(5);
+/// How long a key catalog from the per-user cache is used without asking the server. A key
+/// unknown to it or a certificate that does not verify a signature refreshes it at once.
+pub const CATALOG_TTL: Duration = Duration::from_secs(300);
+
+/// The key catalog as this process knows it.
+#[derive(Clone)]
+struct Loaded {
+    keys: Arc<Vec<KeyEntry>>,
+    /// Keys the trust settings refused, with the reasons.
+    untrusted: Arc<Vec<UntrustedKey>>,
+    /// Read from the per-user cache, not yet confirmed by the server in this process.
+    from_cache: bool,
+}
+
+/// A key catalog in the per-user cache: the server's reply as received.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DiskCatalog {
+    url: String,
+    identity: String,
+    /// Unix seconds.
+    fetched: f64,
+    body: String,
+}
 
 /// A KeyServer client. `Send + Sync`; share it in an `Arc`.
 pub struct Client {
     config: Config,
     http: Http,
     tokens: TokenSource,
-    keys: Mutex<Option<Arc<Vec<KeyEntry>>>>,
-    /// Keys of the last fetched catalog that the trust settings refused, with the reasons.
-    untrusted: Mutex<Arc<Vec<UntrustedKey>>>,
+    keys: Flight<Loaded>,
+    disk: Option<DiskCache>,
     /// Whether the server deduplicates sign orders by `requestid`: learned from the key list's
     /// extension fields or from a sign reply echoing our requestid. Until then a sign order is
     /// only retried when it provably never reached the server.
@@ -63,10 +87,10 @@ impl Client {
     pub fn new(config: Config) -> Client {
         Client {
             http: Http::new(&config),
+            tokens: TokenSource::with_cache(DiskCache::from_config(&config)),
+            disk: DiskCache::from_config(&config),
             config,
-            tokens: TokenSource::new(),
-            keys: Mutex::new(None),
-            untrusted: Mutex::new(Arc::new(Vec::new())),
+            keys: Flight::new(),
             requestid_supported: AtomicBool::new(false),
         }
     }
@@ -157,18 +181,78 @@ impl Client {
         }
     }
 
-    /// The key catalog (`GET /api/keys`), fetched once per process and cached. A failed fetch
-    /// is not cached.
+    /// The key catalog: from memory, else from the per-user cache if younger than
+    /// [`CATALOG_TTL`], else `GET /api/keys`. Concurrent first callers cause one load (single
+    /// flight, no lock held on the network). A failed fetch is not cached.
     pub fn keys(&self) -> Result<Arc<Vec<KeyEntry>>> {
         let _deadline = CallDeadline::start(self.config.deadline);
-        // Held across the fetch so concurrent first callers cause one GET, not many.
-        let mut g = self
-            .keys
-            .lock()
-            .map_err(|_| Error::internal("key cache lock poisoned"))?;
-        if let Some(k) = g.as_ref() {
-            return Ok(k.clone());
+        Ok(self.loaded_keys()?.keys)
+    }
+
+    fn loaded_keys(&self) -> Result<Loaded> {
+        self.keys.get(
+            |_| true,
+            |_| true,
+            || match self.catalog_from_disk() {
+                Some(l) => Ok(l),
+                None => self.fetch_keys(),
+            },
+        )
+    }
+
+    /// Replaces a catalog read from the per-user cache by the server's (once per process: a
+    /// catalog already confirmed by the server is returned as is).
+    fn refresh_keys(&self) -> Result<Loaded> {
+        self.keys
+            .get(|l| !l.from_cache, |_| false, || self.fetch_keys())
+    }
+
+    /// The name of the catalog entry in the per-user cache: server, identity and trust anchors
+    /// (a test server reusing a port has another CA file and another catalog).
+    fn catalog_entry(&self) -> Option<(String, String)> {
+        let url = self.config.api_server.as_deref()?;
+        let identity = if self.config.has_client_credentials() && self.config.id_token.is_none() {
+            format!("client:{}", self.config.client_id.as_deref()?)
+        } else {
+            let token = self.config.id_token.as_deref()?;
+            let digest = crate::hash::digest(crate::HashAlg::Sha256, token.as_bytes());
+            format!("token:{}", hex::encode(&digest[..16]))
+        };
+        let ca = self
+            .config
+            .ca_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Some((entry_name("catalog", &[url, &identity, &ca]), identity))
+    }
+
+    fn catalog_from_disk(&self) -> Option<Loaded> {
+        let disk = self.disk.as_ref()?;
+        // An expired KSC_ID_TOKEN must meet the server's refusal, not a cached answer.
+        if let Some(exp) = self.config.id_token.as_deref().and_then(jwt_expiry) {
+            if exp <= std::time::SystemTime::now() {
+                return None;
+            }
         }
+        let (name, identity) = self.catalog_entry()?;
+        let entry: DiskCatalog = serde_json::from_slice(&disk.read(&name)?).ok()?;
+        let age = now_secs() - entry.fetched;
+        if Some(entry.url.as_str()) != self.config.api_server.as_deref()
+            || entry.identity != identity
+            || !(0.0..CATALOG_TTL.as_secs_f64()).contains(&age)
+        {
+            return None;
+        }
+        let cat = catalog::parse_keys(entry.body.as_bytes()).ok()?;
+        if cat.has_extensions {
+            self.requestid_supported.store(true, Ordering::Relaxed);
+        }
+        log::debug!("{} keys from the cache ({age:.0}s old)", cat.keys.len());
+        self.trusted(cat.keys, true).ok()
+    }
+
+    fn fetch_keys(&self) -> Result<Loaded> {
         let resp = self.api(Method::GET, &["api", "keys"], None, RetryPolicy::Idempotent)?;
         if !(200..300).contains(&resp.status) {
             return Err(from_server_reply(resp.status, &resp.body, resp.retry_after));
@@ -178,44 +262,63 @@ impl Client {
             self.requestid_supported.store(true, Ordering::Relaxed);
         }
         log::debug!("{} keys in the catalog", cat.keys.len());
-        let mut keys = cat.keys;
-        if let Some(policy) = TrustPolicy::from_config(&self.config)? {
-            let (trusted, untrusted) = policy.partition(keys, std::time::SystemTime::now());
-            // Once per process (the catalog is cached): the adapters leave these keys out.
-            for u in &untrusted {
-                log::warn!("key {} is not offered: {}", u.entry.keyid, u.reason);
+        if let (Some(disk), Some((name, identity)), Ok(body)) = (
+            self.disk.as_ref(),
+            self.catalog_entry(),
+            std::str::from_utf8(&resp.body),
+        ) {
+            let entry = DiskCatalog {
+                url: self.config.api_server.clone().unwrap_or_default(),
+                identity,
+                fetched: now_secs(),
+                body: body.to_string(),
+            };
+            if let Ok(bytes) = serde_json::to_vec(&entry) {
+                disk.write(&name, &bytes);
             }
-            keys = trusted;
-            *self
-                .untrusted
-                .lock()
-                .map_err(|_| Error::internal("key cache lock poisoned"))? = Arc::new(untrusted);
         }
-        let keys = Arc::new(keys);
-        *g = Some(keys.clone());
-        Ok(keys)
+        self.trusted(cat.keys, false)
+    }
+
+    /// Applies `KSC_SIGNING_CA_FILE`/`KSC_KEY_PINS` to a catalog, from the server or from the
+    /// per-user cache alike: refused keys are left out (with one warning each) and kept aside
+    /// with the reason.
+    fn trusted(&self, keys: Vec<KeyEntry>, from_cache: bool) -> Result<Loaded> {
+        let (keys, untrusted) = match TrustPolicy::from_config(&self.config)? {
+            Some(policy) => {
+                let (trusted, untrusted) = policy.partition(keys, std::time::SystemTime::now());
+                for u in &untrusted {
+                    log::warn!("key {} is not offered: {}", u.entry.keyid, u.reason);
+                }
+                (trusted, untrusted)
+            }
+            None => (keys, Vec::new()),
+        };
+        Ok(Loaded {
+            keys: Arc::new(keys),
+            untrusted: Arc::new(untrusted),
+            from_cache,
+        })
     }
 
     /// The listed keys that `KSC_SIGNING_CA_FILE`/`KSC_KEY_PINS` refused, with the reasons
-    /// (empty when neither is set). Fetches the catalog if needed.
+    /// (empty when neither is set). Loads the catalog if needed.
     pub fn untrusted_keys(&self) -> Result<Arc<Vec<UntrustedKey>>> {
-        self.keys()?;
-        Ok(self
-            .untrusted
-            .lock()
-            .map_err(|_| Error::internal("key cache lock poisoned"))?
-            .clone())
+        let _deadline = CallDeadline::start(self.config.deadline);
+        Ok(self.loaded_keys()?.untrusted)
     }
 
     /// One trusted key of the catalog; `NotFound` names the known keys, an untrusted key is a
-    /// `VerificationFailed` error with the reason.
+    /// `VerificationFailed` error with the reason. A key missing from a cached catalog
+    /// refreshes it first.
     pub fn key(&self, keyid: &str) -> Result<KeyEntry> {
-        let keys = self.keys()?;
-        if let Some(u) = self
-            .untrusted_keys()?
-            .iter()
-            .find(|u| u.entry.keyid == keyid)
-        {
+        Ok(self.key_entry(keyid)?.0)
+    }
+
+    /// The key and whether it came from the per-user cache.
+    fn key_entry(&self, keyid: &str) -> Result<(KeyEntry, bool)> {
+        let loaded = self.loaded_keys()?;
+        if let Some(u) = loaded.untrusted.iter().find(|u| u.entry.keyid == keyid) {
             return Err(Error::new(
                 ErrorKind::VerificationFailed,
                 format!("the key is not trusted: {}", u.reason),
@@ -227,7 +330,14 @@ impl Client {
                 crate::config::KSC_KEY_PINS
             )));
         }
-        crate::catalog::find_key(&keys, keyid)
+        match catalog::find_key(&loaded.keys, keyid) {
+            Err(e) if e.kind() == ErrorKind::NotFound && loaded.from_cache => {
+                log::debug!("key {keyid} not in the cached catalog; asking the server");
+                let fresh = self.refresh_keys()?;
+                Ok((catalog::find_key(&fresh.keys, keyid)?, fresh.from_cache))
+            }
+            other => Ok((other?, loaded.from_cache)),
+        }
     }
 
     /// Signs under the configured operation (`KSC_OPERATION_ID`), with a fresh requestid, safe
@@ -260,7 +370,15 @@ impl Client {
                 "a requestid must be 1 to 128 characters",
             )));
         }
-        let entry = self.key(keyid).map_err(ctx)?;
+        let (mut entry, mut from_cache) = self.key_entry(keyid).map_err(ctx)?;
+        if from_cache && request.validate(&entry.public_key).is_err() {
+            // The cached certificate may be out of date: decide with the server's.
+            entry = self
+                .refresh_keys()
+                .and_then(|l| catalog::find_key(&l.keys, keyid))
+                .map_err(ctx)?;
+            from_cache = false;
+        }
         request.validate(&entry.public_key).map_err(ctx)?;
         let requestid = requestid.to_string();
         let started_sign = Instant::now();
@@ -290,16 +408,33 @@ impl Client {
                 .api(Method::POST, &["api", "signorders"], Some(&body), policy)
                 .map_err(ctx)?;
             if (200..300).contains(&resp.status) {
-                let sig = self
-                    .finish_sign(&entry, request, &resp.body, &requestid)
-                    .map_err(ctx)?;
-                log::info!(
-                    "signed: key {keyid}, operation {op}, digest {}, {} in {}, request {requestid}",
-                    digest_prefix(request),
-                    request.describe(),
-                    format_duration(started_sign.elapsed())
-                );
-                return Ok(sig);
+                let result = self.finish_sign(&entry, request, &resp.body, &requestid);
+                let result = match result {
+                    Err(e) if e.kind() == ErrorKind::VerificationFailed && from_cache => {
+                        // Checked against a cached certificate: check against the server's
+                        // current one before calling the signature wrong (no new sign order).
+                        log::info!("key {keyid}: signature does not match the cached certificate; refreshing the catalog");
+                        let fresh = self
+                            .refresh_keys()
+                            .and_then(|l| catalog::find_key(&l.keys, keyid))
+                            .map_err(ctx)?;
+                        if fresh.public_key == entry.public_key {
+                            return Err(ctx(e));
+                        }
+                        self.finish_sign(&fresh, request, &resp.body, &requestid)
+                            .map_err(ctx)
+                    }
+                    other => other.map_err(ctx),
+                };
+                if result.is_ok() {
+                    log::info!(
+                        "signed: key {keyid}, operation {op}, digest {}, {} in {}, request {requestid}",
+                        digest_prefix(request),
+                        request.describe(),
+                        format_duration(started_sign.elapsed())
+                    );
+                }
+                return result;
             }
             let err = ctx(from_server_reply(resp.status, &resp.body, resp.retry_after));
             if err.kind() != ErrorKind::Pending {

@@ -58,8 +58,14 @@ pub const KSC_APPROVAL_URL: &str = "KSC_APPROVAL_URL";
 /// environment only, by [`crate::hash::allow_sha1_from_env`], so it is not in [`ALL_VARIABLES`].
 pub const KSC_ALLOW_SHA1: &str = "KSC_ALLOW_SHA1";
 
+/// Whether the system trust store backs `KSC_CA_FILE` (default true).
+pub const KSC_SYSTEM_ROOTS: &str = "KSC_SYSTEM_ROOTS";
+/// The per-user cache of the key catalog and client-credential tokens: `on` (default), `off`,
+/// or an absolute directory to use instead of `$XDG_CACHE_HOME/keyserver-signing`.
+pub const KSC_CACHE: &str = "KSC_CACHE";
+
 /// Every variable this crate reads, in documentation order.
-pub const ALL_VARIABLES: [&str; 17] = [
+pub const ALL_VARIABLES: [&str; 19] = [
     KSC_API_SERVER,
     KSC_OPERATION_ID,
     KSC_OPERATION_DESCRIPTION,
@@ -77,6 +83,8 @@ pub const ALL_VARIABLES: [&str; 17] = [
     KSC_KEY_PINS,
     KSC_LOG_FORMAT,
     KSC_APPROVAL_URL,
+    KSC_SYSTEM_ROOTS,
+    KSC_CACHE,
 ];
 
 /// Default per-request timeout (the Go client's default).
@@ -137,6 +145,13 @@ pub struct Config {
     /// `KSC_APPROVAL_URL`: the approvers' page for this server (default: the dev server's
     /// `/ui/` when the API server is the dev server).
     pub approval_url: Option<String>,
+    /// `KSC_SYSTEM_ROOTS`: trust the system store too (loaded only when `KSC_CA_FILE` alone
+    /// does not verify the server).
+    pub system_roots: bool,
+    /// `KSC_CACHE`: use the per-user cache of the key catalog and tokens.
+    pub cache: bool,
+    /// `KSC_CACHE=<dir>`: where (default: the XDG cache directory).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -166,6 +181,9 @@ impl std::fmt::Debug for Config {
             .field("key_pins", &self.key_pins.len())
             .field("log_json", &self.log_json)
             .field("approval_url", &self.approval_url)
+            .field("system_roots", &self.system_roots)
+            .field("cache", &self.cache)
+            .field("cache_dir", &self.cache_dir)
             .finish()
     }
 }
@@ -190,6 +208,9 @@ impl Default for Config {
             config_file: None,
             log_json: false,
             approval_url: None,
+            system_roots: true,
+            cache: true,
+            cache_dir: None,
         }
     }
 }
@@ -291,6 +312,27 @@ impl Config {
         c.signing_ca_file = get(KSC_SIGNING_CA_FILE).map(PathBuf::from);
         if let Some(p) = get(KSC_KEY_PINS) {
             c.key_pins = parse_pins(&p).map_err(|e| Error::config(KSC_KEY_PINS, e))?;
+        }
+        if let Some(v) = get(KSC_SYSTEM_ROOTS) {
+            c.system_roots = parse_switch(KSC_SYSTEM_ROOTS, &v)?;
+            if !c.system_roots && c.ca_file.is_none() {
+                return Err(Error::config(
+                    KSC_SYSTEM_ROOTS,
+                    "false leaves no trust anchors: set KSC_CA_FILE too",
+                ));
+            }
+        }
+        if let Some(v) = get(KSC_CACHE) {
+            if v.starts_with('/') {
+                c.cache_dir = Some(PathBuf::from(v));
+            } else {
+                c.cache = parse_switch(KSC_CACHE, &v).map_err(|_| {
+                    Error::config(
+                        KSC_CACHE,
+                        format!("{v:?} is not on, off or an absolute directory"),
+                    )
+                })?;
+            }
         }
         if let Some(l) = get(KSC_LOG) {
             crate::log_spec::LogSpec::parse(&l).map_err(|e| Error::config(KSC_LOG, e))?;
@@ -415,6 +457,18 @@ fn parse_pins(value: &str) -> std::result::Result<Vec<(String, [u8; 32])>, Strin
         return Err("no pin given (KEYID=sha256:HEX)".into());
     }
     Ok(pins)
+}
+
+/// An on/off setting: `true/false`, `on/off`, `yes/no`, `1/0` (any case).
+fn parse_switch(var: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(Error::config(
+            var,
+            format!("{value:?} is not a switch (use on or off)"),
+        )),
+    }
 }
 
 fn check_url(var: &str, value: &str) -> Result<String> {
@@ -691,6 +745,10 @@ mod tests {
             (KSC_OPERATION_ID, "null"),
             (KSC_LOG, "loud"),
             (KSC_CONFIG, "/nonexistent/ksc.conf"),
+            (KSC_SYSTEM_ROOTS, "maybe"),
+            (KSC_SYSTEM_ROOTS, "false"),
+            (KSC_CACHE, "sometimes"),
+            (KSC_CACHE, "relative/dir"),
         ];
         for (k, v) in cases {
             let e = Config::resolve(&Settings::new(), &s(&[(k, v)])).unwrap_err();
@@ -708,6 +766,30 @@ mod tests {
         assert!(e.to_string().contains("KSC_BOGUS"));
         let e = Config::resolve(&Settings::new(), &s(&[(KSC_CLIENT_ID, "x")])).unwrap_err();
         assert!(e.to_string().contains(KSC_CLIENT_SECRET));
+    }
+
+    #[test]
+    fn switches() {
+        let c = Config::resolve(&Settings::new(), &Settings::new()).unwrap();
+        assert!(c.system_roots && c.cache, "both on by default");
+        let c = Config::resolve(
+            &Settings::new(),
+            &s(&[
+                (KSC_SYSTEM_ROOTS, "False"),
+                (KSC_CA_FILE, "/ca.pem"),
+                (KSC_CACHE, "off"),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.system_roots && !c.cache);
+        let c = Config::resolve(&Settings::new(), &s(&[(KSC_CACHE, "ON")])).unwrap();
+        assert!(c.cache && c.cache_dir.is_none());
+        let c = Config::resolve(&Settings::new(), &s(&[(KSC_CACHE, "/var/tmp/ks")])).unwrap();
+        assert!(c.cache);
+        assert_eq!(
+            c.cache_dir.as_deref(),
+            Some(std::path::Path::new("/var/tmp/ks"))
+        );
     }
 
     #[test]

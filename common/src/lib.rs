@@ -13,7 +13,9 @@
 //! - [`hash`]: the table of hash facts ([`hash::HASHES`]: name, length, OID, DigestInfo prefix,
 //!   PKCS#11 and OpenSSL names), one row per hash, used by every crate.
 //! - [`client::Client`]: the HTTPS client that implements [`Signer`]; under it [`http`] (retry
-//!   rules), [`token`], [`catalog`]/[`keys`], [`operation`]. [`config`], [`logging`],
+//!   rules), [`token`], [`catalog`]/[`keys`], [`operation`]; [`flight`] (single-flight, so
+//!   no lock is held across a network call) and [`cache`] (the per-user cache of the catalog
+//!   and tokens). [`config`], [`logging`],
 //!   [`duration`] and [`date`] are the small supports; [`error`] is the one error vocabulary
 //!   ([`ErrorKind`]) with a remedy for each kind.
 //!
@@ -40,12 +42,14 @@
 //! # Ok::<(), ks_common::Error>(())
 //! ```
 
+pub mod cache;
 pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod date;
 pub mod duration;
 pub mod error;
+pub mod flight;
 pub mod hash;
 pub mod http;
 pub mod intent;

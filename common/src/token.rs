@@ -4,14 +4,15 @@
 //! The expiry is read from the JWT payload without verifying the signature: the server is the
 //! one that checks tokens; we only need to know when to fetch a new one.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use reqwest::Method;
 
+use crate::cache::DiskCache;
 use crate::config::{Config, KSC_AUTH_SERVER, KSC_CLIENT_ID, KSC_CLIENT_SECRET, KSC_ID_TOKEN};
 use crate::error::{sanitize_server_text, Error, ErrorKind, Result};
+use crate::flight::Flight;
 use crate::http::{join_url, Http, Request, RetryPolicy};
 
 /// Lifetime assumed when neither `exp` nor `expires_in` says.
@@ -44,24 +45,68 @@ fn refresh_after(lifetime: Duration) -> Duration {
     lifetime.saturating_sub(margin)
 }
 
+#[derive(Clone)]
 struct Cached {
     token: String,
+    /// Fetch a new one from here on.
     refresh_at: Instant,
+    /// Still accepted by the server until here: while one thread refreshes, others keep using it.
+    usable_until: Instant,
+}
+
+impl Cached {
+    fn new(token: String, lifetime: Duration) -> Cached {
+        let now = Instant::now();
+        Cached {
+            token,
+            refresh_at: now + refresh_after(lifetime),
+            usable_until: now + lifetime.saturating_sub(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// A token in the per-user cache: never the client secret, which only names the entry (hashed)
+/// so a changed secret cannot pick up a token obtained with the old one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DiskToken {
+    auth: String,
+    client: String,
+    token: String,
+    /// Unix seconds.
+    expires: f64,
+}
+
+fn disk_name(config: &Config) -> Option<String> {
+    Some(crate::cache::entry_name(
+        "token",
+        &[
+            config.auth_server.as_deref()?,
+            config.client_id.as_deref()?,
+            config.client_secret.as_deref()?,
+        ],
+    ))
 }
 
 /// Hands out tokens for one client.
 pub struct TokenSource {
-    cached: Mutex<Option<Cached>>,
+    cached: Flight<Cached>,
     /// Set when the server refused `KSC_ID_TOKEN`, so client credentials (if any) take over.
     static_refused: std::sync::atomic::AtomicBool,
+    disk: Option<DiskCache>,
 }
 
 impl TokenSource {
-    /// Nothing fetched yet.
+    /// Nothing fetched yet; no per-user cache.
     pub fn new() -> TokenSource {
+        TokenSource::with_cache(None)
+    }
+
+    /// Nothing fetched yet; client-credential tokens also go to (and come from) `disk`.
+    pub fn with_cache(disk: Option<DiskCache>) -> TokenSource {
         TokenSource {
-            cached: Mutex::new(None),
+            cached: Flight::new(),
             static_refused: std::sync::atomic::AtomicBool::new(false),
+            disk,
         }
     }
 
@@ -83,35 +128,77 @@ impl TokenSource {
                 "set {KSC_ID_TOKEN} (e.g. export {KSC_ID_TOKEN}=$(ksc token)), or {KSC_AUTH_SERVER}, {KSC_CLIENT_ID} and {KSC_CLIENT_SECRET}"
             )));
         }
-        // Holding the lock while fetching makes concurrent callers wait for one fetch instead
-        // of all hitting the auth server.
-        let mut guard = self
-            .cached
-            .lock()
-            .map_err(|_| Error::internal("token lock poisoned"))?;
-        if let Some(c) = guard.as_ref() {
-            if Instant::now() < c.refresh_at {
-                return Ok(c.token.clone());
-            }
-            log::debug!("token due for refresh");
-        }
-        let (token, lifetime) = fetch(config, http)?;
-        *guard = Some(Cached {
-            token: token.clone(),
-            refresh_at: Instant::now() + refresh_after(lifetime),
-        });
-        Ok(token)
+        // Single flight: one thread fetches, unlocked; the others wait for it, or keep using the
+        // current token if it is only due for refresh, not expired.
+        let c = self.cached.get(
+            |c| Instant::now() < c.refresh_at,
+            |c| Instant::now() < c.usable_until,
+            || {
+                if let Some(c) = self.read_disk(config) {
+                    return Ok(c);
+                }
+                let (token, lifetime) = fetch(config, http)?;
+                self.write_disk(config, &token, lifetime);
+                Ok(Cached::new(token, lifetime))
+            },
+        )?;
+        Ok(c.token)
     }
 
-    /// The server refused `token` (HTTP 401): forget it so the next `get` fetches a new one.
+    fn read_disk(&self, config: &Config) -> Option<Cached> {
+        let disk = self.disk.as_ref()?;
+        let bytes = disk.read(&disk_name(config)?)?;
+        let entry: DiskToken = serde_json::from_slice(&bytes).ok()?;
+        if Some(entry.auth.as_str()) != config.auth_server.as_deref()
+            || Some(entry.client.as_str()) != config.client_id.as_deref()
+            || entry.token.is_empty()
+            || entry
+                .token
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+            || !entry.expires.is_finite()
+        {
+            return None;
+        }
+        let left = Duration::try_from_secs_f64(entry.expires - crate::cache::now_secs()).ok()?;
+        // Only a token with its whole refresh margin still ahead; else fetch a new one.
+        let c = Cached::new(entry.token, left);
+        if Instant::now() >= c.refresh_at || left < Duration::from_secs(2) {
+            return None;
+        }
+        log::debug!("token for client {} from the cache", entry.client);
+        Some(c)
+    }
+
+    fn write_disk(&self, config: &Config, token: &str, lifetime: Duration) {
+        let (Some(disk), Some(name)) = (self.disk.as_ref(), disk_name(config)) else {
+            return;
+        };
+        let entry = DiskToken {
+            auth: config.auth_server.clone().unwrap_or_default(),
+            client: config.client_id.clone().unwrap_or_default(),
+            token: token.to_string(),
+            expires: crate::cache::now_secs() + lifetime.as_secs_f64(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&entry) {
+            disk.write(&name, &bytes);
+        }
+    }
+
+    /// The server refused `token` (HTTP 401): forget it, here and in the per-user cache, so
+    /// the next `get` fetches a new one.
     pub fn invalidate(&self, token: &str, config: &Config) {
         use std::sync::atomic::Ordering;
         if config.id_token.as_deref() == Some(token) {
             self.static_refused.store(true, Ordering::Relaxed);
         }
-        if let Ok(mut g) = self.cached.lock() {
-            if g.as_ref().is_some_and(|c| c.token == token) {
-                *g = None;
+        self.cached.clear_if(|c| c.token == token);
+        if let (Some(disk), Some(name)) = (self.disk.as_ref(), disk_name(config)) {
+            let on_disk = disk
+                .read(&name)
+                .and_then(|b| serde_json::from_slice::<DiskToken>(&b).ok());
+            if on_disk.is_some_and(|d| d.token == token) {
+                disk.remove(&name);
             }
         }
     }

@@ -241,4 +241,130 @@ mod tests {
             );
         }
     }
+
+    /// Every key type KeyServer offers: the genuine signature verifies, and any altered byte,
+    /// a shortened signature, another digest or another key's signature is caught.
+    #[test]
+    fn bad_signature_caught_on_every_key_type() {
+        let pss = |h: HashAlg, salt_len: usize| SignRequest::RsaPss {
+            hash: h,
+            salt_len,
+            digest: hash::digest(h, MSG),
+        };
+        let pkcs1 = |h: HashAlg| SignRequest::RsaPkcs1 {
+            hash: h,
+            digest: hash::digest(h, MSG),
+        };
+        let ecdsa = |h: HashAlg| SignRequest::Ecdsa {
+            digest: hash::digest(h, MSG),
+            format: EcdsaFormat::Der,
+        };
+        let cases: Vec<(&str, &str, &[u8], SignRequest)> = vec![
+            (
+                "RSA-2048 PKCS#1",
+                include_str!("../tests/data/rsa2048.pem"),
+                include_bytes!("../tests/data/rsa2048-pkcs1-sha256.sig"),
+                pkcs1(HashAlg::Sha256),
+            ),
+            (
+                "RSA-2048 PSS",
+                include_str!("../tests/data/rsa2048.pem"),
+                include_bytes!("../tests/data/rsa2048-pss-sha384.sig"),
+                pss(HashAlg::Sha384, 48),
+            ),
+            (
+                "RSA-3072 PKCS#1",
+                include_str!("../tests/data/rsa3072.pem"),
+                include_bytes!("../tests/data/rsa3072-pkcs1-sha256.sig"),
+                pkcs1(HashAlg::Sha256),
+            ),
+            (
+                "RSA-3072 PSS",
+                include_str!("../tests/data/rsa3072.pem"),
+                include_bytes!("../tests/data/rsa3072-pss-sha512.sig"),
+                pss(HashAlg::Sha512, 64),
+            ),
+            (
+                "RSA-4096 PKCS#1",
+                include_str!("../tests/data/rsa4096.pem"),
+                include_bytes!("../tests/data/rsa4096-pkcs1-sha256.sig"),
+                pkcs1(HashAlg::Sha256),
+            ),
+            (
+                "RSA-4096 PSS",
+                include_str!("../tests/data/rsa4096.pem"),
+                include_bytes!("../tests/data/rsa4096-pss-sha512.sig"),
+                pss(HashAlg::Sha512, 64),
+            ),
+            (
+                "P-256",
+                include_str!("../tests/data/p256.pem"),
+                include_bytes!("../tests/data/p256-sha256.der.sig"),
+                ecdsa(HashAlg::Sha256),
+            ),
+            (
+                "P-384",
+                include_str!("../tests/data/p384.pem"),
+                include_bytes!("../tests/data/p384-sha384.der.sig"),
+                ecdsa(HashAlg::Sha384),
+            ),
+            (
+                "P-521",
+                include_str!("../tests/data/p521.pem"),
+                include_bytes!("../tests/data/p521-sha512.der.sig"),
+                ecdsa(HashAlg::Sha512),
+            ),
+        ];
+        let failed = |k: &PublicKey, r: &SignRequest, sig: &[u8]| {
+            verify(k, r, sig).map(|()| "verified").unwrap_or_else(|e| {
+                if e.kind() == ErrorKind::VerificationFailed {
+                    "caught"
+                } else {
+                    "other error"
+                }
+            })
+        };
+        for (name, pem, sig, req) in &cases {
+            let k = key(pem).public_key;
+            verify(&k, req, sig).unwrap_or_else(|e| panic!("{name}: genuine: {e}"));
+            for pos in [0, 1, sig.len() / 2, sig.len() - 1] {
+                for bit in [0x01u8, 0x80] {
+                    let mut bad = sig.to_vec();
+                    bad[pos] ^= bit;
+                    // A flipped DER header byte may make it unparsable: still not "verified".
+                    assert_ne!(failed(&k, req, &bad), "verified", "{name}: byte {pos}");
+                    if pos > 8 {
+                        assert_eq!(failed(&k, req, &bad), "caught", "{name}: byte {pos}");
+                    }
+                }
+            }
+            assert_eq!(
+                failed(&k, req, &sig[..sig.len() - 1]),
+                "caught",
+                "{name}: short"
+            );
+            let mut other = req.clone();
+            match &mut other {
+                SignRequest::RsaPkcs1 { digest, .. }
+                | SignRequest::RsaPss { digest, .. }
+                | SignRequest::Ecdsa { digest, .. } => digest[0] ^= 1,
+                SignRequest::RsaPkcs1DigestInfo { .. } => unreachable!(),
+            }
+            assert_eq!(failed(&k, &other, sig), "caught", "{name}: other digest");
+            // Another key's signature of the same kind and length is caught too.
+            for (other_name, other_pem, other_sig, other_req) in &cases {
+                if other_name != name
+                    && other_sig.len() == sig.len()
+                    && std::mem::discriminant(other_req) == std::mem::discriminant(req)
+                    && other_pem != pem
+                {
+                    assert_ne!(
+                        failed(&k, req, other_sig),
+                        "verified",
+                        "{name} vs {other_name}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -176,6 +176,8 @@ fn client(fake: &Fake) -> Client {
         ("KSC_ID_TOKEN", "fake.token.value"),
         ("KSC_OPERATION_ID", "1"),
         ("KSC_HTTP_CLIENT_TIMEOUT", "5s"),
+        // Each step changes what the fake claims to support: every client must ask it afresh.
+        ("KSC_CACHE", "off"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -388,8 +388,9 @@ fn trace_logging_never_shows_secrets_or_tokens() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(stderr.contains("DEBUG"), "trace logging is on: {stderr}");
     assert!(out.stdout.is_empty(), "the log never goes to stdout");
+    // Without the per-user cache, so the key list is fetched (and its request logged).
     let to_file = with(
-        settings,
+        with(settings, "KSC_CACHE", "off"),
         "KSC_LOG",
         &format!("trace:{}", log_file.display()),
     );
