@@ -271,4 +271,34 @@ fn sha1_digest_info_only_when_the_config_allows_it() {
         &sign_body(&op, "key1", &[7u8; 20], "digestinfo", "asn1"),
     );
     assert_error(&r, 400, "invalid_request");
+    // ECDSA over a SHA-1 hash (20 bytes): signed only when opted in, on every curve.
+    for (key, approver) in [
+        ("key2", Some("approver-key2")),
+        ("key4", Some("approver-key4")),
+        ("key5", None),
+    ] {
+        let op = s.create_operation("orderer-client", &[(key, 1)], 60_000);
+        if let Some(a) = approver {
+            s.approve(a, &op);
+        }
+        let r = sign(
+            &s,
+            "orderer-client",
+            &sign_body(&op, key, &[9u8; 20], "none", "p1363"),
+        );
+        assert_eq!(r.status, 201, "{key}: {}", String::from_utf8_lossy(&r.body));
+    }
+    let strict = DevServer::start();
+    let op = strict.create_operation("orderer-client", &[("key5", 1)], 60_000);
+    let r = sign(
+        &strict,
+        "orderer-client",
+        &sign_body(&op, "key5", &[9u8; 20], "none", "p1363"),
+    );
+    assert_error(&r, 400, "invalid_request");
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("allow_sha1"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
 }
