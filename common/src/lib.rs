@@ -48,6 +48,8 @@ pub mod config;
 pub mod date;
 pub mod duration;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hash;
 pub mod http;
 pub mod intent;
