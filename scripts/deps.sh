@@ -3,7 +3,7 @@
 # Run by scripts/test.sh, scripts/signandvalidate.sh, scripts/cleanroom.sh and
 # the Dockerfile.
 #
-#   scripts/deps.sh [--check] [build|tutorial|test|cleanroom]   (default: test)
+#   scripts/deps.sh [--check] [build|tutorial|test|cleanroom|fuzz]   (default: test)
 #
 #   build      what `cargo build` needs: a C compiler and libc headers, bindgen's
 #              libclang, OpenSSL 3 headers, pkg-config, ca-certificates (crates.io)
@@ -12,6 +12,8 @@
 #   test       tutorial + what the suites drive (p11-kit, valgrind, headless
 #              Chromium, git, make and perl for the OpenSSL 3.5/4.0 matrix)
 #   cleanroom  what scripts/cleanroom.sh needs on the host (debootstrap, docker)
+#   fuzz       what scripts/fuzz.sh needs besides rustup's nightly (a C++ compiler
+#              for libFuzzer)
 #
 # It decides by package, asking dpkg, never by probing files: a file that looks
 # like the package's (libclang-cpp14's library beside a missing libclang-dev)
@@ -31,13 +33,15 @@ build_pkgs=(gcc libc6-dev pkg-config libclang-dev libssl-dev ca-certificates ope
 tutorial_pkgs=(opensc libengine-pkcs11-openssl)
 test_pkgs=(p11-kit p11-kit-modules valgrind chromium chromium-driver git procps make perl)
 cleanroom_pkgs=(debootstrap docker.io git tar ca-certificates util-linux openssl)
+fuzz_pkgs=(g++ ca-certificates)
 
 case $profile in
   build) wanted=("${build_pkgs[@]}") ;;
   tutorial) wanted=("${build_pkgs[@]}" "${tutorial_pkgs[@]}") ;;
   test) wanted=("${build_pkgs[@]}" "${tutorial_pkgs[@]}" "${test_pkgs[@]}") ;;
   cleanroom) wanted=("${cleanroom_pkgs[@]}") ;;
-  *) echo "deps: unknown profile '$profile' (build, tutorial, test or cleanroom)" >&2; exit 2 ;;
+  fuzz) wanted=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+  *) echo "deps: unknown profile '$profile' (build, tutorial, test, cleanroom or fuzz)" >&2; exit 2 ;;
 esac
 
 # Prints the packages of "$@" that are not installed.

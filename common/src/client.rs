@@ -467,7 +467,7 @@ impl Client {
     }
 
     /// Checks and decodes a sign reply, then verifies the signature with the certificate's key.
-    fn finish_sign(
+    pub(crate) fn finish_sign(
         &self,
         entry: &KeyEntry,
         request: &SignRequest,

@@ -50,6 +50,8 @@ pub mod date;
 pub mod duration;
 pub mod error;
 pub mod flight;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hash;
 pub mod http;
 pub mod intent;

@@ -19,6 +19,12 @@ use crate::http::{join_url, Http, Request, RetryPolicy};
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 /// Refresh at most this long before expiry (less for short-lived tokens).
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// Longest lifetime believed: a server's `expires_in` or `exp` far in the future must not
+/// overflow `Instant` arithmetic (a panic found by fuzzing); refreshing a day-old token early
+/// costs one request.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The last second of year 9999: a later (or absurd) `exp` is no expiry at all.
+const MAX_EXP_SECS: f64 = 253_402_300_799.0;
 
 /// The `exp` claim of a JWT, read without verification. `None` if the token is not a JWT or
 /// has no numeric `exp`.
@@ -33,7 +39,7 @@ pub fn jwt_expiry(token: &str) -> Option<SystemTime> {
         .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let exp = v.get("exp")?.as_f64()?;
-    if !exp.is_finite() || exp < 0.0 {
+    if !exp.is_finite() || !(0.0..=MAX_EXP_SECS).contains(&exp) {
         return None;
     }
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(exp))
@@ -299,7 +305,7 @@ pub fn parse_token_response(
         .get("expires_in")
         .and_then(|e| e.as_f64())
         .filter(|e| e.is_finite() && *e >= 0.0)
-        .map(Duration::from_secs_f64);
+        .map(|e| Duration::from_secs_f64(e.min(MAX_LIFETIME.as_secs_f64())));
     // Trust the shorter of the two: `expires_in` is immune to clock skew, `exp` is what the
     // server checks.
     let lifetime = match (from_exp, from_expires_in) {
@@ -307,7 +313,7 @@ pub fn parse_token_response(
         (Some(a), None) | (None, Some(a)) => a,
         (None, None) => DEFAULT_LIFETIME,
     };
-    Ok((token, lifetime))
+    Ok((token, lifetime.min(MAX_LIFETIME)))
 }
 
 #[cfg(test)]
@@ -344,6 +350,30 @@ mod tests {
             jwt_expiry(&padded),
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(10))
         );
+    }
+
+    #[test]
+    fn absurd_expiries_are_bounded_not_a_panic() {
+        // Found by fuzz/fuzz_targets/token_reply.rs: these panicked in Duration/SystemTime
+        // arithmetic (from the token endpoint, or from KSC_ID_TOKEN).
+        for exp in ["1e19", "1e300", "253402300800"] {
+            assert_eq!(
+                jwt_expiry(&jwt(&format!(r#"{{"exp":{exp}}}"#))),
+                None,
+                "{exp}"
+            );
+        }
+        assert!(jwt_expiry(&jwt(r#"{"exp":253402300799}"#)).is_some());
+        for body in [
+            r#"{"access_token":"opaque","expires_in":1e300}"#.to_string(),
+            r#"{"access_token":"opaque","expires_in":1e19}"#.to_string(),
+            format!(r#"{{"access_token":"{}"}}"#, jwt(r#"{"exp":2e11}"#)),
+        ] {
+            let (_, life) = parse_token_response(200, body.as_bytes(), "c").expect(&body);
+            assert_eq!(life, MAX_LIFETIME, "{body}");
+            // What TokenSource::get does with it.
+            assert!(Instant::now().checked_add(refresh_after(life)).is_some());
+        }
     }
 
     #[test]

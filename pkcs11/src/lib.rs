@@ -24,6 +24,8 @@
 
 pub mod error;
 pub mod fns;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mechanism;
 pub mod object;
 pub mod token;

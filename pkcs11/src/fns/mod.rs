@@ -29,7 +29,7 @@ use crate::error::Result;
 use crate::token::Token;
 
 /// The library state: `Some` between `C_Initialize` and `C_Finalize`.
-static STATE: RwLock<Option<Arc<Token>>> = RwLock::new(None);
+pub(crate) static STATE: RwLock<Option<Arc<Token>>> = RwLock::new(None);
 
 /// The initialised token of this process. A forked child that has not called
 /// `C_Initialize` itself sees `CKR_CRYPTOKI_NOT_INITIALIZED`.
