@@ -160,7 +160,8 @@ impl SignOrderRequest {
                         "inputdata is 20 bytes (a SHA-1 hash), which this server does not sign (config allow_sha1 = true for legacy pipelines)",
                     ));
                 }
-                if !matches!(data.len(), 32 | 48 | 64) && !(allow_sha1 && data.len() == 20) {
+                // 20 bytes got here only under allow_sha1 (refused above otherwise).
+                if !matches!(data.len(), 20 | 32 | 48 | 64) {
                     return Err(ApiError::invalid(format!(
                         "inputdata is {} bytes; an ECDSA input must be a SHA-256, SHA-384 or SHA-512 hash (32, 48 or 64 bytes)",
                         data.len()
