@@ -10,7 +10,7 @@
 //!
 //! The cache only saves requests; it never decides a signature: every signature is still
 //! verified against a certificate, and a cached certificate that does not verify is replaced
-//! by a fresh catalog before the error is final (see [`crate::client`]).
+//! by a fresh catalog before the error is final (see the `client` module).
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};

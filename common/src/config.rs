@@ -55,7 +55,7 @@ pub const KSC_LOG_FORMAT: &str = "KSC_LOG_FORMAT";
 /// The approvers' page, linked from `ksc operation wait`.
 pub const KSC_APPROVAL_URL: &str = "KSC_APPROVAL_URL";
 /// `1` opts this process in to signing SHA-1 digests (legacy pipelines). Read from the
-/// environment only, by [`crate::hash::allow_sha1_from_env`], so it is not in [`ALL_VARIABLES`].
+/// environment only, by `digest_policy::allow_sha1_from_env`, so it is not in [`ALL_VARIABLES`].
 pub const KSC_ALLOW_SHA1: &str = "KSC_ALLOW_SHA1";
 
 /// Whether the system trust store backs `KSC_CA_FILE` (default true).

@@ -8,6 +8,7 @@
 //! only translate their callers' words into a [`SignIntent`] (or a [`SignRequest`]) and map the
 //! resulting [`Error`] to their own codes.
 
+use crate::digest_policy;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{self, check_digest_len, HashAlg};
 use crate::keys::PublicKey;
@@ -99,7 +100,7 @@ impl SignRequest {
         match (self, key) {
             (SignRequest::RsaPkcs1DigestInfo { digest_info }, PublicKey::Rsa { n, .. }) => {
                 let (alg, _) = hash::parse_digest_info(digest_info)?;
-                hash::check_allowed(alg)?;
+                digest_policy::check_allowed(alg)?;
                 // EMSA-PKCS1-v1_5 needs at least 11 bytes of padding.
                 if digest_info.len() + 11 > n.len() {
                     return Err(Error::invalid_input(
@@ -109,7 +110,7 @@ impl SignRequest {
                 Ok(())
             }
             (SignRequest::RsaPkcs1 { hash, digest }, PublicKey::Rsa { .. }) => {
-                hash::check_allowed(*hash)?;
+                digest_policy::check_allowed(*hash)?;
                 check_digest_len(*hash, digest)
             }
             (
@@ -120,13 +121,13 @@ impl SignRequest {
                 },
                 PublicKey::Rsa { .. },
             ) => {
-                hash::check_allowed(*hash)?;
+                digest_policy::check_allowed(*hash)?;
                 check_digest_len(*hash, digest)?;
                 check_pss_salt(key, *hash, *salt_len)
             }
             (SignRequest::Ecdsa { digest, .. }, PublicKey::Ec { .. }) => {
                 match HashAlg::from_output_len(digest.len()) {
-                    Some(alg) => hash::check_allowed(alg),
+                    Some(alg) => digest_policy::check_allowed(alg),
                     None => Err(Error::invalid_input(format!(
                         "ECDSA needs a digest of 32, 48 or 64 bytes, got {}",
                         digest.len()
@@ -184,7 +185,7 @@ impl SignIntent<'_> {
         };
         if !verifying {
             // The digest policy, before anything is sent (validation checks it again).
-            hash::check_allowed(hash)?;
+            digest_policy::check_allowed(hash)?;
         }
         let digest = input.to_vec();
         match (key, self.padding) {

@@ -47,6 +47,7 @@ pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod date;
+pub mod digest_policy;
 pub mod duration;
 pub mod error;
 pub mod flight;

@@ -2,8 +2,8 @@
 //!
 //! A server URL may carry userinfo (a proxy or a misconfigured `KSC_API_SERVER`), and URLs end up
 //! in log lines, in reqwest's error texts and in configuration errors. The call sites avoid
-//! printing URLs, but a missed one must not leak a password, so the logger and [`Error`]
-//! (`crate::error::Error`) messages pass every text through [`userinfo`] as well.
+//! printing URLs, but a missed one must not leak a password, so the logger and the crate's
+//! `Error` messages pass every text through [`userinfo`] as well.
 
 /// Replaces the userinfo of every `scheme://userinfo@host` in `text` with `***`.
 ///

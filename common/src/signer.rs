@@ -43,7 +43,7 @@ impl Signer for Client {
 /// openssl.cnf parameters, with the environment winning; logging started once; no I/O yet).
 pub fn connect(overrides: &Settings) -> Result<Arc<dyn Signer>> {
     let client = Client::connect(overrides)?;
-    crate::hash::set_allow_sha1(crate::hash::allow_sha1_from_env()?);
+    crate::digest_policy::set_allow_sha1(crate::digest_policy::allow_sha1_from_env()?);
     Ok(Arc::new(client))
 }
 

@@ -14,7 +14,7 @@ use crate::token::Output;
 pub(crate) fn guard(name: &str, body: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => CKR_OK,
-        Ok(Err(rv)) if crate::fns::spec::is_listed(name, rv) => {
+        Ok(Err(rv)) if crate::spec::is_listed(name, rv) => {
             log::debug!("libpkcs11ks: {name} -> {rv:#x}");
             rv
         }

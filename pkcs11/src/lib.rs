@@ -31,3 +31,4 @@ pub mod object;
 pub mod token;
 
 mod ffi;
+mod spec;

@@ -145,7 +145,7 @@ fn pss_hash(params: &CK_RSA_PKCS_PSS_PARAMS) -> Result<(HashAlg, usize)> {
         );
         return Err(CKR_MECHANISM_PARAM_INVALID);
     };
-    if let Err(e) = ks_common::hash::check_allowed(hash) {
+    if let Err(e) = ks_common::digest_policy::check_allowed(hash) {
         log::warn!("libpkcs11ks: RSA-PSS hashAlg: {}", e.message());
         return Err(CKR_MECHANISM_PARAM_INVALID);
     }
@@ -269,7 +269,7 @@ impl SignMechanism {
                     return Err(CKR_DATA_LEN_RANGE);
                 }
                 let checked = parse_digest_info(input)
-                    .and_then(|(alg, _)| ks_common::hash::check_allowed(alg));
+                    .and_then(|(alg, _)| ks_common::digest_policy::check_allowed(alg));
                 if let Err(e) = checked {
                     log::warn!("libpkcs11ks: CKM_RSA_PKCS input must be a DER DigestInfo of SHA-256/384/512: {}", e.message());
                     return Err(CKR_DATA_INVALID);
@@ -330,7 +330,9 @@ impl SignMechanism {
 /// order is truncated to its leftmost bytes, as ECDSA itself does, so the integer is kept.
 pub fn ecdsa_input(curve: EcCurve, input: &[u8]) -> Result<Vec<u8>> {
     let checked = match HashAlg::from_output_len(input.len()) {
-        Some(alg) => ks_common::hash::check_allowed(alg).map_err(|e| e.message().to_string()),
+        Some(alg) => {
+            ks_common::digest_policy::check_allowed(alg).map_err(|e| e.message().to_string())
+        }
         None => Err(format!(
             "{} bytes is not the length of a SHA-256/384/512 digest (32, 48 or 64 bytes)",
             input.len()

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use cryptoki_sys::*;
-use ks_common::hash::{digest_info, set_allow_sha1, HashAlg};
+use ks_common::digest_policy::set_allow_sha1;
+use ks_common::hash::{digest_info, HashAlg};
 use ks_common::keys::EcCurve;
 use ks_common::sign::SignRequest;
 use ks_common::signer::{fake::FakeSigner, Signer};

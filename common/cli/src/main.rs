@@ -384,7 +384,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         );
     }
     // The digest policy's per-process opt-in, as `signer::connect` sets it for the libraries.
-    ks_common::hash::set_allow_sha1(ks_common::hash::allow_sha1_from_env()?);
+    ks_common::digest_policy::set_allow_sha1(ks_common::digest_policy::allow_sha1_from_env()?);
     let client = Client::new(config);
     let json_out = cli.json;
     match cli.command {

@@ -1,5 +1,5 @@
 //! Table-driven check that every `C_*` answers, on each error path, a code PKCS#11 lists for
-//! that function ([`super::spec`]), and the code the module means to give there.
+//! that function ([`crate::spec`]), and the code the module means to give there.
 
 use std::ffi::c_void;
 use std::ptr::{null, null_mut};
@@ -18,10 +18,10 @@ use super::object::*;
 use super::session::*;
 use super::sign::*;
 use super::slot::*;
-use super::spec::is_listed;
 use super::verify::*;
 use super::STATE;
 use crate::object::tests::{ec_key, rsa_key};
+use crate::spec::is_listed;
 use crate::token::{SignerFactory, Token};
 
 /// A signer whose catalog and sign orders fail with a chosen kind (or succeed with `None`).
@@ -833,7 +833,7 @@ fn every_error_path_answers_a_listed_code() {
             "{name} has no error path in the table"
         );
         assert!(
-            super::spec::listed(name).is_some(),
+            crate::spec::listed(name).is_some(),
             "{name} is not in the spec table"
         );
     }

@@ -14,7 +14,6 @@ pub mod object;
 pub mod session;
 pub mod sign;
 pub mod slot;
-pub(crate) mod spec;
 
 #[cfg(test)]
 mod conformance;

@@ -1,5 +1,5 @@
 //! The return codes PKCS#11 3.0 lists for each implemented function (section 5, "Return
-//! values" of each function, plus the universal codes of 5.1.1). [`crate::ffi::guard`] keeps
+//! values" of each function, plus the universal codes of 5.1.1). The FFI guard (`ffi::guard`) keeps
 //! every answer inside its function's list: a code the core chose that the specification does
 //! not list there becomes `CKR_FUNCTION_FAILED` (universal), with the precise code in the log,
 //! because callers such as conformance tools and pkcs11-spy treat an unlisted code as a bug.
