@@ -1,0 +1,189 @@
+//! The key catalog of a [`Client`]: loaded once per process (single flight), from the
+//! per-user cache while it is younger than [`CATALOG_TTL`], else from `GET /api/keys`; every
+//! loaded catalog passes the trust settings before a key is handed out.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use reqwest::Method;
+
+use crate::cache::{entry_name, now_secs};
+use crate::catalog;
+use crate::error::{from_server_reply, Error, ErrorKind, Result};
+use crate::http::{CallDeadline, RetryPolicy};
+use crate::keys::KeyEntry;
+use crate::token::jwt_expiry;
+use crate::trust::{TrustPolicy, UntrustedKey};
+
+use super::{Client, Loaded, CATALOG_TTL};
+
+/// A key catalog in the per-user cache: the server's reply as received.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DiskCatalog {
+    url: String,
+    identity: String,
+    /// Unix seconds.
+    fetched: f64,
+    body: String,
+}
+
+impl Client {
+    /// The key catalog: from memory, else from the per-user cache if younger than
+    /// [`CATALOG_TTL`], else `GET /api/keys`. Concurrent first callers cause one load (single
+    /// flight, no lock held on the network). A failed fetch is not cached.
+    pub fn keys(&self) -> Result<Arc<Vec<KeyEntry>>> {
+        let _deadline = CallDeadline::start(self.config.deadline);
+        Ok(self.loaded_keys()?.keys)
+    }
+
+    fn loaded_keys(&self) -> Result<Loaded> {
+        self.keys.get(
+            |_| true,
+            |_| true,
+            || match self.catalog_from_disk() {
+                Some(l) => Ok(l),
+                None => self.fetch_keys(),
+            },
+        )
+    }
+
+    /// Replaces a catalog read from the per-user cache by the server's (once per process: a
+    /// catalog already confirmed by the server is returned as is).
+    pub(super) fn refresh_keys(&self) -> Result<Loaded> {
+        self.keys
+            .get(|l| !l.from_cache, |_| false, || self.fetch_keys())
+    }
+
+    /// The name of the catalog entry in the per-user cache: server, identity and trust anchors
+    /// (a test server reusing a port has another CA file and another catalog).
+    fn catalog_entry(&self) -> Option<(String, String)> {
+        let url = self.config.api_server.as_deref()?;
+        let identity = if self.config.has_client_credentials() && self.config.id_token.is_none() {
+            format!("client:{}", self.config.client_id.as_deref()?)
+        } else {
+            let token = self.config.id_token.as_deref()?;
+            let digest = crate::hash::digest(crate::HashAlg::Sha256, token.as_bytes());
+            format!("token:{}", hex::encode(&digest[..16]))
+        };
+        let ca = self
+            .config
+            .ca_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Some((entry_name("catalog", &[url, &identity, &ca]), identity))
+    }
+
+    fn catalog_from_disk(&self) -> Option<Loaded> {
+        let disk = self.disk.as_ref()?;
+        // An expired KSC_ID_TOKEN must meet the server's refusal, not a cached answer.
+        if let Some(exp) = self.config.id_token.as_deref().and_then(jwt_expiry) {
+            if exp <= std::time::SystemTime::now() {
+                return None;
+            }
+        }
+        let (name, identity) = self.catalog_entry()?;
+        let entry: DiskCatalog = serde_json::from_slice(&disk.read(&name)?).ok()?;
+        let age = now_secs() - entry.fetched;
+        if Some(entry.url.as_str()) != self.config.api_server.as_deref()
+            || entry.identity != identity
+            || !(0.0..CATALOG_TTL.as_secs_f64()).contains(&age)
+        {
+            return None;
+        }
+        let cat = catalog::parse_keys(entry.body.as_bytes()).ok()?;
+        if cat.has_extensions {
+            self.requestid_supported.store(true, Ordering::Relaxed);
+        }
+        log::debug!("{} keys from the cache ({age:.0}s old)", cat.keys.len());
+        self.trusted(cat.keys, true).ok()
+    }
+
+    fn fetch_keys(&self) -> Result<Loaded> {
+        let resp = self.api(Method::GET, &["api", "keys"], None, RetryPolicy::Idempotent)?;
+        if !(200..300).contains(&resp.status) {
+            return Err(from_server_reply(resp.status, &resp.body, resp.retry_after));
+        }
+        let cat = catalog::parse_keys(&resp.body)?;
+        if cat.has_extensions {
+            self.requestid_supported.store(true, Ordering::Relaxed);
+        }
+        log::debug!("{} keys in the catalog", cat.keys.len());
+        if let (Some(disk), Some((name, identity)), Ok(body)) = (
+            self.disk.as_ref(),
+            self.catalog_entry(),
+            std::str::from_utf8(&resp.body),
+        ) {
+            let entry = DiskCatalog {
+                url: self.config.api_server.clone().unwrap_or_default(),
+                identity,
+                fetched: now_secs(),
+                body: body.to_string(),
+            };
+            if let Ok(bytes) = serde_json::to_vec(&entry) {
+                disk.write(&name, &bytes);
+            }
+        }
+        self.trusted(cat.keys, false)
+    }
+
+    /// Applies `KSC_SIGNING_CA_FILE`/`KSC_KEY_PINS` to a catalog, from the server or from the
+    /// per-user cache alike: refused keys are left out (with one warning each) and kept aside
+    /// with the reason.
+    fn trusted(&self, keys: Vec<KeyEntry>, from_cache: bool) -> Result<Loaded> {
+        let (keys, untrusted) = match TrustPolicy::from_config(&self.config)? {
+            Some(policy) => {
+                let (trusted, untrusted) = policy.partition(keys, std::time::SystemTime::now());
+                for u in &untrusted {
+                    log::warn!("key {} is not offered: {}", u.entry.keyid, u.reason);
+                }
+                (trusted, untrusted)
+            }
+            None => (keys, Vec::new()),
+        };
+        Ok(Loaded {
+            keys: Arc::new(keys),
+            untrusted: Arc::new(untrusted),
+            from_cache,
+        })
+    }
+
+    /// The listed keys that `KSC_SIGNING_CA_FILE`/`KSC_KEY_PINS` refused, with the reasons
+    /// (empty when neither is set). Loads the catalog if needed.
+    pub fn untrusted_keys(&self) -> Result<Arc<Vec<UntrustedKey>>> {
+        let _deadline = CallDeadline::start(self.config.deadline);
+        Ok(self.loaded_keys()?.untrusted)
+    }
+
+    /// One trusted key of the catalog; `NotFound` names the known keys, an untrusted key is a
+    /// `VerificationFailed` error with the reason. A key missing from a cached catalog
+    /// refreshes it first.
+    pub fn key(&self, keyid: &str) -> Result<KeyEntry> {
+        Ok(self.key_entry(keyid)?.0)
+    }
+
+    /// The key and whether it came from the per-user cache.
+    pub(super) fn key_entry(&self, keyid: &str) -> Result<(KeyEntry, bool)> {
+        let loaded = self.loaded_keys()?;
+        if let Some(u) = loaded.untrusted.iter().find(|u| u.entry.keyid == keyid) {
+            return Err(Error::new(
+                ErrorKind::VerificationFailed,
+                format!("the key is not trusted: {}", u.reason),
+            )
+            .with_key(keyid)
+            .with_remedy(format!(
+                "nothing was signed; check {} and {} (ksc keys shows every key with the reason), and ask the KeyServer administrator which CA issues its signing certificates",
+                crate::config::KSC_SIGNING_CA_FILE,
+                crate::config::KSC_KEY_PINS
+            )));
+        }
+        match catalog::find_key(&loaded.keys, keyid) {
+            Err(e) if e.kind() == ErrorKind::NotFound && loaded.from_cache => {
+                log::debug!("key {keyid} not in the cached catalog; asking the server");
+                let fresh = self.refresh_keys()?;
+                Ok((catalog::find_key(&fresh.keys, keyid)?, fresh.from_cache))
+            }
+            other => Ok((other?, loaded.from_cache)),
+        }
+    }
+}
