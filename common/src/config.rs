@@ -242,22 +242,12 @@ impl Config {
                 ));
             }
         }
-        let nonempty = |m: &Settings, k: &str| m.get(k).filter(|v| !v.trim().is_empty()).cloned();
-        let config_path = nonempty(env, KSC_CONFIG).or_else(|| nonempty(overrides, KSC_CONFIG));
-        let mut merged = Settings::new();
-        if let Some(path) = &config_path {
-            merged.extend(read_config_file(path)?);
-        }
-        for (k, v) in overrides.iter().chain(env.iter()) {
-            if !v.trim().is_empty() {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
+        let (config_path, merged) = merge_layers(overrides, env)?;
         let mut c = Config {
             config_file: config_path.map(PathBuf::from),
             ..Config::default()
         };
-        let get = |k: &str| merged.get(k).map(|v| v.trim().to_string());
+        let get = |k: &str| merged.get(k).map(|(v, _)| v.trim().to_string());
         c.api_server = get(KSC_API_SERVER)
             .map(|v| check_url(KSC_API_SERVER, &v))
             .transpose()?;
@@ -367,6 +357,29 @@ impl Config {
         Ok(c)
     }
 
+    /// Every variable of [`ALL_VARIABLES`] with the value that wins and where it comes from,
+    /// by the same precedence as [`Config::resolve`] (which it shares). Values are not
+    /// checked here (`resolve` does that) and secrets are included as given: mask them with
+    /// [`is_secret`] before showing them.
+    pub fn effective_settings(overrides: &Settings, env: &Settings) -> Result<Vec<Effective>> {
+        let (_, mut merged) = merge_layers(overrides, env)?;
+        Ok(ALL_VARIABLES
+            .iter()
+            .map(|&name| match merged.remove(name) {
+                Some((value, source)) => Effective {
+                    name,
+                    value: Some(value),
+                    source,
+                },
+                None => Effective {
+                    name,
+                    value: default_value(name),
+                    source: Source::Default,
+                },
+            })
+            .collect())
+    }
+
     /// The API server URL, or a Config error saying how to set it.
     pub fn require_api_server(&self) -> Result<&str> {
         self.api_server.as_deref().ok_or_else(|| {
@@ -426,6 +439,96 @@ mod pipeline_tests {
             .to_string();
         assert!(e.contains("KSC_LOG_FORMAT"), "{e}");
     }
+}
+
+/// Where an effective setting comes from (see [`Config::effective_settings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Built in (or unset).
+    Default,
+    /// The `KSC_CONFIG` file at this path.
+    File(PathBuf),
+    /// A caller override (the provider's openssl.cnf parameters).
+    Override,
+    /// The environment (`ksc` puts its command-line flags here, above the real environment).
+    Env,
+}
+
+/// One setting as resolved: its value (`None` when unset) and its source.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Effective {
+    /// The variable name (`KSC_API_SERVER`, ...).
+    pub name: &'static str,
+    /// The winning value as given (untrimmed), or the default's text; `None` when unset.
+    pub value: Option<String>,
+    /// Where the value comes from.
+    pub source: Source,
+}
+
+impl std::fmt::Debug for Effective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = match &self.value {
+            Some(_) if is_secret(self.name) => Some("<hidden>".to_string()),
+            v => v.clone(),
+        };
+        f.debug_struct("Effective")
+            .field("name", &self.name)
+            .field("value", &value)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// True for a variable whose value is a credential: the listed ones, and by name any
+/// `*SECRET*` or `*_TOKEN` variable, so that a setting added later is hidden by default.
+pub fn is_secret(name: &str) -> bool {
+    name == KSC_CLIENT_SECRET
+        || name == KSC_ID_TOKEN
+        || name.contains("SECRET")
+        || name.ends_with("_TOKEN")
+}
+
+/// The built-in value of a setting, as text (`None`: unset by default).
+pub fn default_value(name: &str) -> Option<String> {
+    let d = Config::default();
+    let switch = |on: bool| if on { "on" } else { "off" }.to_string();
+    match name {
+        KSC_OPERATION_DESCRIPTION => Some(d.operation_description),
+        KSC_HTTP_CLIENT_TIMEOUT => Some(crate::duration::format_duration(d.http_timeout)),
+        KSC_APPROVAL_TIMEOUT => Some(crate::duration::format_duration(d.approval_timeout)),
+        KSC_DEADLINE => Some(crate::duration::format_duration(d.deadline)),
+        KSC_LOG => Some("warn".to_string()),
+        KSC_LOG_FORMAT => Some(if d.log_json { "json" } else { "text" }.to_string()),
+        KSC_SYSTEM_ROOTS => Some(switch(d.system_roots)),
+        KSC_CACHE => Some(switch(d.cache)),
+        _ => None,
+    }
+}
+
+/// The precedence itself: defaults < config file < overrides < environment, empty override
+/// and environment values counting as unset. Returns the config file path and every set
+/// variable with its value and source.
+fn merge_layers(
+    overrides: &Settings,
+    env: &Settings,
+) -> Result<(Option<String>, BTreeMap<String, (String, Source)>)> {
+    let nonempty = |m: &Settings, k: &str| m.get(k).filter(|v| !v.trim().is_empty()).cloned();
+    let config_path = nonempty(env, KSC_CONFIG).or_else(|| nonempty(overrides, KSC_CONFIG));
+    let mut merged = BTreeMap::new();
+    if let Some(path) = &config_path {
+        let file = Source::File(PathBuf::from(path));
+        for (k, v) in read_config_file(path)? {
+            merged.insert(k, (v, file.clone()));
+        }
+    }
+    for (layer, source) in [(overrides, Source::Override), (env, Source::Env)] {
+        for (k, v) in layer {
+            if !v.trim().is_empty() {
+                merged.insert(k.clone(), (v.clone(), source.clone()));
+            }
+        }
+    }
+    Ok((config_path, merged))
 }
 
 /// Checks a base URL: http(s) scheme, a host, no query or fragment; returns it without a
@@ -790,6 +893,53 @@ mod tests {
             c.cache_dir.as_deref(),
             Some(std::path::Path::new("/var/tmp/ks"))
         );
+    }
+
+    #[test]
+    fn effective_settings_name_their_source() {
+        let dir = tempfile_dir("eff");
+        let file = dir.join("ksc.conf");
+        std::fs::write(
+            &file,
+            "KSC_API_SERVER=https://file:8200\nKSC_DEADLINE=30s\nKSC_CLIENT_SECRET=s3cret\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let ov = s(&[(KSC_DEADLINE, "40s"), (KSC_OPERATION_ID, "ov")]);
+        let env = s(&[
+            (KSC_CONFIG, path),
+            (KSC_OPERATION_ID, "env"),
+            (KSC_LOG, " "),
+        ]);
+        let eff = Config::effective_settings(&ov, &env).unwrap();
+        let get = |n: &str| eff.iter().find(|e| e.name == n).unwrap().clone();
+        assert_eq!(eff.len(), ALL_VARIABLES.len());
+        assert_eq!(get(KSC_API_SERVER).source, Source::File(file.clone()));
+        assert_eq!(get(KSC_DEADLINE).value.as_deref(), Some("40s"));
+        assert_eq!(get(KSC_DEADLINE).source, Source::Override);
+        assert_eq!(get(KSC_OPERATION_ID).value.as_deref(), Some("env"));
+        assert_eq!(get(KSC_OPERATION_ID).source, Source::Env);
+        assert_eq!(get(KSC_CONFIG).source, Source::Env);
+        // Empty counts as unset: the default shows.
+        assert_eq!(get(KSC_LOG).source, Source::Default);
+        assert_eq!(get(KSC_LOG).value.as_deref(), Some("warn"));
+        assert_eq!(get(KSC_HTTP_CLIENT_TIMEOUT).value.as_deref(), Some("10s"));
+        assert_eq!(get(KSC_CA_FILE).value, None);
+        // The same layers resolve to the same winners.
+        let c = Config::resolve(&ov, &env).unwrap_err();
+        assert!(c.to_string().contains(KSC_CLIENT_ID), "{c}");
+        assert!(!format!("{eff:?}").contains("s3cret"));
+        assert!(is_secret(KSC_CLIENT_SECRET) && is_secret(KSC_ID_TOKEN));
+        assert!(is_secret("KSC_SOME_NEW_TOKEN") && !is_secret(KSC_CA_FILE));
+        let e = Config::effective_settings(&ov, &s(&[(KSC_CONFIG, "/nonexistent/k.conf")]));
+        assert_eq!(e.unwrap_err().kind(), ErrorKind::Config);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ksc-cfg-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]
