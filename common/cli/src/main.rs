@@ -38,6 +38,9 @@ macro_rules! outln {
     }};
 }
 
+// After the macro: doctor prints with `outln!`.
+mod doctor;
+
 const EXIT_CODES: &str = "\
 Exit codes:
    0  success
@@ -138,6 +141,12 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Check the set-up: every setting with its source, then DNS, TCP, TLS, authentication,
+    /// the key catalog and the operation, each ok/FAIL/skip with the fix (spends nothing).
+    #[command(
+        after_help = "Exit codes: 0 every check passed, 1 a check failed, 2 usage error.\n\nExamples:\n  ksc doctor\n  ksc doctor --json | jq '.checks[] | select(.status == \"fail\")'"
+    )]
+    Doctor,
     /// Print ksc's man page (roff) on stdout.
     #[command(after_help = "Example:\n  ksc man > /usr/share/man/man1/ksc.1 && man ksc")]
     Man,
@@ -328,6 +337,10 @@ fn exit_code(kind: ErrorKind) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json_out = cli.json;
+    if let Command::Doctor = cli.command {
+        let (settings, flags) = cli_settings(&cli);
+        return doctor::run(&settings, &flags, json_out);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -344,6 +357,27 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(e.kind()))
         }
     }
+}
+
+/// The settings every command resolves, and which variables a flag set (by which flag).
+///
+/// Command-line flags > environment > config file > defaults: the flags replace the
+/// environment's value before the library applies its own order (file < environment).
+fn cli_settings(cli: &Cli) -> (Settings, Vec<(&'static str, &'static str)>) {
+    let mut settings: Settings = ALL_VARIABLES
+        .iter()
+        .filter_map(|v| std::env::var(v).ok().map(|val| (v.to_string(), val)))
+        .collect();
+    let mut flags = Vec::new();
+    if let Some(a) = &cli.api_server {
+        settings.insert(KSC_API_SERVER.into(), a.clone());
+        flags.push((KSC_API_SERVER, "--api-server"));
+    }
+    if let Some(c) = &cli.config {
+        settings.insert(KSC_CONFIG.into(), c.display().to_string());
+        flags.push((KSC_CONFIG, "--config"));
+    }
+    (settings, flags)
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
@@ -363,18 +397,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         _ => {}
     }
-    // Command-line flags > environment > config file > defaults: the flags replace the
-    // environment's value before the library applies its own order (file < environment).
-    let mut settings: Settings = ALL_VARIABLES
-        .iter()
-        .filter_map(|v| std::env::var(v).ok().map(|val| (v.to_string(), val)))
-        .collect();
-    if let Some(a) = &cli.api_server {
-        settings.insert(KSC_API_SERVER.into(), a.clone());
-    }
-    if let Some(c) = &cli.config {
-        settings.insert(KSC_CONFIG.into(), c.display().to_string());
-    }
+    let (settings, _) = cli_settings(&cli);
     let config = Config::resolve(&Settings::new(), &settings)?;
     ks_common::logging::init(&config);
     if config.id_token.is_some() && config.has_client_credentials() {
@@ -433,7 +456,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Operation(op) => operation(&client, op, json_out)?,
         Command::Sign { args, batch } => batch::sign(&client, &args, &batch, json_out)?,
-        Command::Completions { .. } | Command::Man => {}
+        Command::Completions { .. } | Command::Man | Command::Doctor => {}
         Command::Verify { args, sig } => {
             let entry = client.key(&args.key)?;
             let request = build_request(&entry, &args)?;
@@ -839,16 +862,7 @@ fn operation(client: &Client, cmd: OperationCmd, json_out: bool) -> Result<(), E
 /// `client_id`, or `iss#sub` for external (CI) tokens. Read without verification: it only
 /// filters a list the server already decided this identity may see.
 fn identities(token: &str) -> Vec<String> {
-    let claims = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p.trim_end_matches('='))
-                .ok()
-        })
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .unwrap_or(Value::Null);
+    let claims = jwt_claims(token).unwrap_or(Value::Null);
     let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(String::from);
     let mut ids: Vec<String> = [s("sub"), s("client_id"), s("azp")]
         .into_iter()
@@ -858,6 +872,23 @@ fn identities(token: &str) -> Vec<String> {
         ids.push(format!("{iss}#{sub}"));
     }
     ids
+}
+
+/// A JWT's claims (the payload object), read without verification; `None` when `token` is not
+/// a JWT.
+fn jwt_claims(token: &str) -> Option<Value> {
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .filter(Value::is_object)
 }
 
 /// `ksc operation list`.
