@@ -495,7 +495,8 @@ pub fn default_value(name: &str) -> Option<String> {
     match name {
         KSC_OPERATION_DESCRIPTION => Some(d.operation_description),
         KSC_HTTP_CLIENT_TIMEOUT => Some(crate::duration::format_duration(d.http_timeout)),
-        KSC_APPROVAL_TIMEOUT => Some(crate::duration::format_duration(d.approval_timeout)),
+        // Zero: a signature does not wait for approval.
+        KSC_APPROVAL_TIMEOUT => Some("0s".to_string()),
         KSC_DEADLINE => Some(crate::duration::format_duration(d.deadline)),
         KSC_LOG => Some("warn".to_string()),
         KSC_LOG_FORMAT => Some(if d.log_json { "json" } else { "text" }.to_string()),
@@ -505,13 +506,13 @@ pub fn default_value(name: &str) -> Option<String> {
     }
 }
 
+/// Every set variable with its winning value and that value's source.
+type Layered = BTreeMap<String, (String, Source)>;
+
 /// The precedence itself: defaults < config file < overrides < environment, empty override
 /// and environment values counting as unset. Returns the config file path and every set
 /// variable with its value and source.
-fn merge_layers(
-    overrides: &Settings,
-    env: &Settings,
-) -> Result<(Option<String>, BTreeMap<String, (String, Source)>)> {
+fn merge_layers(overrides: &Settings, env: &Settings) -> Result<(Option<String>, Layered)> {
     let nonempty = |m: &Settings, k: &str| m.get(k).filter(|v| !v.trim().is_empty()).cloned();
     let config_path = nonempty(env, KSC_CONFIG).or_else(|| nonempty(overrides, KSC_CONFIG));
     let mut merged = BTreeMap::new();

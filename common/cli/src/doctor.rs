@@ -14,8 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use ks_common::config::{
-    is_secret, Source, KSC_API_SERVER, KSC_AUTH_SERVER, KSC_CLIENT_ID, KSC_CLIENT_SECRET,
-    KSC_CONFIG, KSC_ID_TOKEN, KSC_KEY_PINS, KSC_OPERATION_ID, KSC_SIGNING_CA_FILE,
+    is_secret, Source, KSC_API_SERVER, KSC_AUTH_SERVER, KSC_CA_FILE, KSC_CLIENT_ID,
+    KSC_CLIENT_SECRET, KSC_CONFIG, KSC_ID_TOKEN, KSC_KEY_PINS, KSC_OPERATION_ID,
+    KSC_SIGNING_CA_FILE,
 };
 use ks_common::duration::format_duration;
 use ks_common::error::{sanitize_server_text, Error, ErrorKind};
@@ -444,64 +445,80 @@ fn check_tls(t: &Target, config: &Config) -> Outcome {
         body: None,
     };
     let result = http.execute(&req, RetryPolicy::Idempotent);
-    let anchors = match (&config.ca_file, http.system_roots_used()) {
-        (Some(p), false) => format!("{} {}", ks_common::config::KSC_CA_FILE, p.display()),
-        (Some(p), true) => format!(
-            "the system roots (with {} {}, which did not verify it alone)",
-            ks_common::config::KSC_CA_FILE,
-            p.display()
-        ),
-        (None, _) => "the system roots (KSC_CA_FILE not set)".to_string(),
-    };
+    let ca_file = config
+        .ca_file
+        .as_ref()
+        .map(|p| format!("{KSC_CA_FILE} {}", p.display()));
     match result {
-        Ok(resp) => Outcome::Ok(format!(
-            "{}:{} presented a certificate verified by {anchors} (HTTP {} without a token)",
-            t.host, t.port, resp.status
-        )),
+        Ok(resp) => {
+            let anchors = match (ca_file, http.system_roots_used()) {
+                (Some(f), false) => f,
+                (Some(f), true) => format!("the system roots ({f} alone did not verify it)"),
+                (None, _) => format!("the system roots ({KSC_CA_FILE} not set)"),
+            };
+            Outcome::Ok(format!(
+                "{}:{} presented a certificate verified by {anchors} (HTTP {} without a token)",
+                t.host, t.port, resp.status
+            ))
+        }
         Err(e) if e.kind() == ErrorKind::Config => {
             Outcome::Fail(e.message().to_string(), e.remedy().to_string())
         }
         Err(e) => {
-            let text = e.message().to_string();
-            let low = text.to_ascii_lowercase();
-            let (what, fix) = if low.contains("unknownissuer") || low.contains("unknown issuer") {
-                (
-                    format!("the server's certificate is not issued by a CA in {anchors}"),
-                    "point KSC_CA_FILE at the PEM CA certificate that issued the server's certificate (for the dev KeyServer: its ca.pem)".to_string(),
-                )
-            } else if low.contains("expired")
-                || low.contains("notvalidyet")
-                || low.contains("not valid yet")
-            {
-                (
-                    "the server's certificate is outside its validity period (expired, or not yet valid)".to_string(),
-                    "renew the server's certificate, or correct this machine's clock if it is wrong".to_string(),
-                )
-            } else if low.contains("notvalidforname") || low.contains("not valid for name") {
-                (
-                    format!("the server's certificate does not name the host {}", t.host),
-                    format!(
-                        "use in {} the host name the certificate was issued for, or reissue it with {} in its subjectAltName",
-                        t.setting, t.host
-                    ),
-                )
-            } else if e.kind() == ErrorKind::Network && text.contains("TLS") {
-                (
-                    "the TLS handshake failed".to_string(),
-                    "check KSC_CA_FILE and that the port speaks HTTPS".to_string(),
-                )
-            } else {
-                (
-                    "no HTTPS answer".to_string(),
-                    format!(
-                        "check that {} is this server's HTTPS URL ({})",
-                        t.setting,
-                        e.remedy()
-                    ),
-                )
+            let anchors = match (ca_file, config.system_roots) {
+                (Some(f), true) => format!("{f} or the system roots"),
+                (Some(f), false) => format!("{f} (system roots off)"),
+                (None, _) => format!("the system roots ({KSC_CA_FILE} not set)"),
             };
-            Outcome::Fail(format!("{what}: {text}"), fix)
+            let (what, fix) = explain_tls(e.message(), &anchors, t, e.remedy());
+            Outcome::Fail(format!("{what}: {}", e.message()), fix)
         }
+    }
+}
+
+/// What a failed handshake means, and its fix, from the error text (rustls's certificate
+/// error names: UnknownIssuer, expired / not valid yet, not valid for name).
+fn explain_tls(text: &str, anchors: &str, t: &Target, remedy: &str) -> (String, String) {
+    let low = text.to_ascii_lowercase();
+    if low.contains("unknownissuer") || low.contains("unknown issuer") {
+        (
+            format!("the server's certificate is not issued by a CA in {anchors}"),
+            format!("point {KSC_CA_FILE} at the PEM CA certificate that issued the server's certificate (for the dev KeyServer: its ca.pem)"),
+        )
+    } else if low.contains("not valid for name") || low.contains("notvalidforname") {
+        (
+            format!("the server's certificate does not name the host {}", t.host),
+            format!(
+                "use in {} the host name the certificate was issued for, or have the certificate reissued with {} in its subjectAltName",
+                t.setting, t.host
+            ),
+        )
+    } else if low.contains("expired")
+        || low.contains("not valid yet")
+        || low.contains("notvalidyet")
+    {
+        (
+            "the server's certificate is outside its validity period (expired, or not yet valid)"
+                .to_string(),
+            "have the server's certificate renewed, or correct this machine's clock if it is wrong"
+                .to_string(),
+        )
+    } else if low.contains("certificate") || low.contains("tls") {
+        (
+            "the TLS handshake failed".to_string(),
+            format!(
+                "check that {} is this server's HTTPS URL and that {KSC_CA_FILE} trusts it",
+                t.setting
+            ),
+        )
+    } else {
+        (
+            "no HTTPS answer".to_string(),
+            format!(
+                "check that {} is this server's HTTPS URL; {remedy}",
+                t.setting
+            ),
+        )
     }
 }
 
@@ -679,9 +696,7 @@ fn check_operation(client: &Client) -> Outcome {
     let Some(id) = client.config().operation_id.clone() else {
         return Outcome::Skip(format!("{KSC_OPERATION_ID} is not set"));
     };
-    let new_op = format!(
-        "create a new operation (eval \"$(ksc operation create --key KEY=COUNT --valid 30m --description ... --export)\") and have it approved"
-    );
+    let new_op = "create a new operation (eval \"$(ksc operation create --key KEY=COUNT --valid 30m --description ... --export)\") and have it approved".to_string();
     let st = match client.operation(&id) {
         Ok(st) => st,
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -811,4 +826,75 @@ fn print_json(listing: &[SettingLine], checks: &Checks, failed: usize) {
         "{}",
         json!({ "ok": failed == 0, "failed": failed, "settings": settings, "checks": list })
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> Target {
+        target(KSC_API_SERVER, "https://ks.example:8200").expect("target")
+    }
+
+    #[test]
+    fn tls_failures_are_explained() {
+        let t = api();
+        let cases = [
+            ("invalid peer certificate: UnknownIssuer", "not issued by a CA in X", "point KSC_CA_FILE"),
+            (
+                "invalid peer certificate: certificate expired: verification time 1800000000 (UNIX), but certificate is not valid after 1700000000 (100000000 seconds ago)",
+                "outside its validity period",
+                "renewed",
+            ),
+            (
+                "invalid peer certificate: certificate not valid for name \"ks.example\"; certificate is only valid for localhost",
+                "does not name the host ks.example",
+                "subjectAltName",
+            ),
+            ("invalid peer certificate: NotValidYet", "outside its validity period", "clock"),
+            ("connection reset by peer", "no HTTPS answer", "HTTPS URL; retry"),
+        ];
+        for (text, what, fix) in cases {
+            let (w, f) = explain_tls(text, "X", &t, "retry");
+            assert!(w.contains(what), "{text}: {w}");
+            assert!(f.contains(fix), "{text}: {f}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let (text, claims) = mask("hunter2-hunter2");
+        assert_eq!(text, "set, 15 chars");
+        assert!(claims.is_none());
+        use base64::Engine as _;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let jwt = format!(
+            "{}.{}.c2lnbmF0dXJl",
+            b64(&json!({"alg": "RS256"})),
+            b64(
+                &json!({"iss": "https://ci.example", "sub": "repo:x", "aud": ["ks", "other"], "exp": 1, "secret": "zzz"})
+            )
+        );
+        let (text, claims) = mask(&jwt);
+        assert!(
+            text.contains(
+                "iss=https://ci.example sub=repo:x aud=ks,other exp=1970-01-01 00:00 UTC (expired "
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("zzz") && !text.contains("c2lnbmF0dXJl"),
+            "{text}"
+        );
+        assert_eq!(claims.expect("claims")["exp"], 1);
+    }
+
+    #[test]
+    fn targets_take_the_port_and_a_bare_ipv6_host() {
+        let t = target(KSC_API_SERVER, "https://[::1]:8443/base").expect("target");
+        assert_eq!((t.host.as_str(), t.port, t.https), ("::1", 8443, true));
+        let t = target(KSC_AUTH_SERVER, "https://auth.example").expect("target");
+        assert_eq!(t.port, 443);
+    }
 }
