@@ -291,9 +291,10 @@ fn closed_port_fails_tcp_with_the_address() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    // With credentials in the URL, which are never shown either.
     let env = vec![(
         "KSC_API_SERVER".to_string(),
-        format!("https://127.0.0.1:{port}"),
+        format!("https://doc:pa55w0rd@127.0.0.1:{port}"),
     )];
     let (code, out, err) = doctor(&env, &[]);
     assert_eq!(code, Some(1), "{out}\n{err}");
@@ -303,6 +304,11 @@ fn closed_port_fails_tcp_with_the_address() {
     assert!(tcp.contains(&format!("127.0.0.1:{port}")), "{out}");
     assert!(out.contains(&format!("listening on port {port}")), "{out}");
     assert_eq!(status_of(&out, "tls KSC_API_SERVER"), "skip");
+    assert!(
+        !out.contains("pa55w0rd") && !err.contains("pa55w0rd"),
+        "{out}{err}"
+    );
+    assert!(out.contains("https://***@127.0.0.1:"), "{out}");
 }
 
 #[test]
