@@ -728,7 +728,18 @@ fn check_operation(client: &Client) -> Outcome {
         Some(l) if !l.is_zero() => format!("; expires in {}", format_duration(round_secs(l))),
         _ => String::new(),
     };
-    let summary = format!("operation {id}: {}; {}{expiry}", st.state, keys.join("; "));
+    let mut summary = format!("operation {id}: {}; {}{expiry}", st.state, keys.join("; "));
+    // The dev KeyServer lets only the creator (or an admin) sign under an operation; say so
+    // before a signature is refused with a 403.
+    if let (Some(creator), Ok(token)) = (&st.created_by, client.token()) {
+        let me = crate::identities(&token);
+        if !me.is_empty() && !me.contains(creator) {
+            summary.push_str(&format!(
+                "; created by {creator}, not by this identity ({}): a server that lets only the creator sign will refuse it",
+                me[0]
+            ));
+        }
+    }
     if expired {
         return Outcome::Fail(
             format!(

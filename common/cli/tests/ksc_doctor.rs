@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Output;
 
-use ks_devserver::harness::DevServer;
+use ks_devserver::harness::{DevServer, TestIssuer};
 use serde_json::Value;
 use support::*;
 
@@ -469,6 +469,70 @@ fn signing_ca_check_in_the_catalog() {
     assert!(line(&out, "keys").starts_with("  FAIL"), "{out}");
     assert!(
         out.contains("fix: point KSC_SIGNING_CA_FILE at the CA"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_token_the_server_does_not_trust_fails_auth_with_the_reason() {
+    let srv = DevServer::start();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    // Well-formed and unexpired, but from an issuer this server was never told about.
+    let token = TestIssuer::new().token(&serde_json::json!({
+        "iss": "https://ci.untrusted.example", "sub": "project_path:x", "aud": "keyserver", "exp": exp
+    }));
+    let env = vec![
+        ("KSC_API_SERVER".to_string(), srv.api_url().to_string()),
+        ("KSC_CA_FILE".into(), srv.ca_file().display().to_string()),
+        ("KSC_ID_TOKEN".into(), token.clone()),
+    ];
+    let (code, out, err) = doctor(&env, &[]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let auth = line(&out, "auth");
+    assert!(
+        auth.starts_with("  FAIL")
+            && auth.contains("refused the token")
+            && auth.contains("HTTP 401"),
+        "{out}"
+    );
+    assert!(out.contains("iss=https://ci.untrusted.example"), "{out}");
+    assert!(out.contains("fix: fetch a new token"), "{out}");
+    assert!(!out.contains(&token) && !err.contains(&token));
+    assert_eq!(status_of(&out, "keys"), "skip");
+}
+
+#[test]
+fn a_key_pin_that_does_not_match_fails_the_catalog() {
+    let srv = DevServer::start();
+    let env = with(
+        user_settings(&srv, ORDERER),
+        "KSC_KEY_PINS",
+        &format!("key1=sha256:{}", "00".repeat(32)),
+    );
+    let (code, out, _) = doctor(&env, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    let keys = line(&out, "keys");
+    assert!(
+        keys.starts_with("  FAIL") && keys.contains("key1:"),
+        "{out}"
+    );
+    assert!(out.contains("check KSC_KEY_PINS"), "{out}");
+}
+
+#[test]
+fn an_operation_of_another_identity_is_pointed_out() {
+    let srv = DevServer::start();
+    let op = srv.create_operation("orderer-clientkey1", &[("key1", 1)], 600_000);
+    let env = with(user_settings(&srv, ORDERER), "KSC_OPERATION_ID", &op);
+    let (code, out, _) = doctor(&env, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        line(&out, "operation")
+            .contains("created by orderer-clientkey1, not by this identity (orderer-client)"),
         "{out}"
     );
 }
