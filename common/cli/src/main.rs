@@ -141,8 +141,10 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Check the set-up: every setting with its source, then DNS, TCP, TLS, authentication,
-    /// the key catalog and the operation, each ok/FAIL/skip with the fix (spends nothing).
+    /// Check the set-up: every setting and its source, then the checks (spends nothing).
+    ///
+    /// The checks, in order: configuration, DNS, TCP, TLS, authentication, the key catalog and
+    /// the operation (KSC_OPERATION_ID), each ok/FAIL/skip with what it found and the fix.
     #[command(
         after_help = "Exit codes: 0 every check passed, 1 a check failed, 2 usage error.\n\nExamples:\n  ksc doctor\n  ksc doctor --json | jq '.checks[] | select(.status == \"fail\")'"
     )]
