@@ -503,6 +503,16 @@ fn a_token_the_server_does_not_trust_fails_auth_with_the_reason() {
     assert!(out.contains("fix: fetch a new token"), "{out}");
     assert!(!out.contains(&token) && !err.contains(&token));
     assert_eq!(status_of(&out, "keys"), "skip");
+
+    // No credentials at all: the server is fine, the auth check says what to set.
+    let (code, out, _) = doctor(&env[..2], &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(status_of(&out, "tls KSC_API_SERVER"), "ok", "{out}");
+    assert!(
+        line(&out, "auth").contains("no token is configured"),
+        "{out}"
+    );
+    assert!(out.contains("fix: set KSC_ID_TOKEN"), "{out}");
 }
 
 #[test]
