@@ -1,10 +1,17 @@
-//! STORE for the `ks` scheme: `ks:` lists every KeyServer key, `ks:<keyid>`
-//! one key; each key yields its private-key reference, its public key and its
-//! certificate, filtered by the caller's expected type.
+//! STORE for the `ks` scheme. `ks:` lists one NAME per KeyServer key
+//! (`ks:key1`, with a description) so a person can tell the keys apart and a
+//! caller can open each one; `ks:<keyid>` yields the key's private-key
+//! reference, its public key and its certificate, filtered by the caller's
+//! expected type. A caller that asks `ks:` for keys, public keys or
+//! certificates (`OSSL_STORE_expect`, `storeutl -keys`/`-certs`) gets those
+//! objects of every key directly: a name cannot satisfy that expectation.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
 use std::sync::Arc;
+
+use ks_common::error::sanitize_server_text;
+use ks_common::{KeyEntry, PublicKey};
 
 use crate::core::{guard, PResult, ProvCtx, ProvError, Reason};
 use crate::dispatch::DISPATCH_END;
@@ -51,8 +58,10 @@ pub fn parse_uri(uri: &str) -> PResult<Target> {
     Ok(Target::Key(rest.to_string()))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Object {
+    /// `ks:<keyid>` as a NAME the caller may open (listing only).
+    Name,
     PrivateKey,
     PublicKey,
     Certificate,
@@ -61,49 +70,84 @@ enum Object {
 struct StoreCtx {
     prov: Arc<ProvCtx>,
     keys: Vec<Arc<Remote>>,
+    /// Opened as `ks:` (every key) rather than `ks:<keyid>`.
+    listing: bool,
     expect: u32,
     next: usize,
     failed: bool,
 }
 
+const NAMES: [Object; 1] = [Object::Name];
 const OBJECTS: [Object; 3] = [Object::PrivateKey, Object::PublicKey, Object::Certificate];
 
+/// What the store yields per key: a listing without an object-type
+/// expectation yields names, anything else the key's objects of that type.
+/// `expect` cannot change once loading started (OpenSSL refuses it), so this
+/// is stable over a store's life.
+fn per_key(listing: bool, expect: u32) -> &'static [Object] {
+    if listing && matches!(expect, 0 | OSSL_STORE_INFO_NAME) {
+        &NAMES
+    } else {
+        &OBJECTS
+    }
+}
+
+fn wanted(expect: u32, o: Object) -> bool {
+    match expect {
+        0 => true,
+        OSSL_STORE_INFO_NAME => o == Object::Name,
+        OSSL_STORE_INFO_PKEY => o == Object::PrivateKey,
+        OSSL_STORE_INFO_PUBKEY => o == Object::PublicKey,
+        OSSL_STORE_INFO_CERT => o == Object::Certificate,
+        _ => false,
+    }
+}
+
 impl StoreCtx {
-    fn wanted(&self, o: Object) -> bool {
-        match self.expect {
-            0 => true,
-            OSSL_STORE_INFO_PKEY => o == Object::PrivateKey,
-            OSSL_STORE_INFO_PUBKEY => o == Object::PublicKey,
-            OSSL_STORE_INFO_CERT => o == Object::Certificate,
-            _ => false,
-        }
+    /// Every (key index, object) the store yields, in order.
+    fn plan(&self) -> impl Iterator<Item = (usize, Object)> + '_ {
+        let objects = per_key(self.listing, self.expect);
+        (0..self.keys.len())
+            .flat_map(move |k| objects.iter().map(move |&o| (k, o)))
+            .filter(|&(_, o)| wanted(self.expect, o))
     }
 
-    /// The next (key, object) to emit at or after `self.next`.
+    /// The next (key, object) to emit, counting `self.next` over the plan.
     fn advance(&mut self) -> Option<(Arc<Remote>, Object)> {
-        while self.next < self.keys.len() * OBJECTS.len() {
-            let i = self.next;
-            self.next += 1;
-            let o = OBJECTS[i % OBJECTS.len()];
-            if self.wanted(o) {
-                return Some((Arc::clone(&self.keys[i / OBJECTS.len()]), o));
-            }
-        }
-        None
+        let (k, o) = self.plan().nth(self.next)?;
+        self.next += 1;
+        Some((Arc::clone(&self.keys[k]), o))
     }
 
     fn at_eof(&self) -> bool {
-        if self.failed {
-            return true;
-        }
-        (self.next..self.keys.len() * OBJECTS.len())
-            .all(|i| !self.wanted(OBJECTS[i % OBJECTS.len()]))
+        self.failed || self.plan().nth(self.next).is_none()
     }
+}
+
+/// The NAME entry's description: type and size, certificate subject and the
+/// server's key info, made safe for a terminal (a server's text may carry
+/// escape sequences) and kept on one line, as storeutl prints it under the name.
+fn key_description(entry: &KeyEntry) -> String {
+    let size = match &entry.public_key {
+        PublicKey::Rsa { .. } => format!("RSA {} bits", entry.public_key.bits()),
+        PublicKey::Ec { curve, .. } => format!("EC {}", curve.name()),
+    };
+    let mut parts = vec![size];
+    let subject = sanitize_server_text(&entry.subject_string(), 200);
+    if !subject.is_empty() {
+        parts.push(format!("subject {subject}"));
+    }
+    let info = sanitize_server_text(&entry.keyinfo, 200);
+    if !info.is_empty() {
+        parts.push(format!("info \"{info}\""));
+    }
+    parts.join(", ")
 }
 
 fn open(prov: Arc<ProvCtx>, uri: &str) -> PResult<StoreCtx> {
     let target = parse_uri(uri)?;
     let signer = prov.signer()?;
+    let listing = target == Target::All;
     let keys: Vec<Arc<Remote>> = match target {
         Target::All => signer
             .keys()?
@@ -123,6 +167,7 @@ fn open(prov: Arc<ProvCtx>, uri: &str) -> PResult<StoreCtx> {
     Ok(StoreCtx {
         prov,
         keys,
+        listing,
         expect: 0,
         next: 0,
         failed: false,
@@ -188,6 +233,11 @@ unsafe extern "C" fn store_load(
         };
         let keyref;
         let mut b = match object {
+            // OpenSSL reads a NAME's data as a UTF-8 string (store_result.c).
+            Object::Name => ParamBuilder::new()
+                .int(OSSL_OBJECT_PARAM_TYPE, OSSL_OBJECT_NAME as i32)
+                .utf8(OSSL_OBJECT_PARAM_DATA, &format!("ks:{}", entry.keyid))
+                .utf8(OSSL_OBJECT_PARAM_DESC, &key_description(entry)),
             Object::PrivateKey | Object::PublicKey => {
                 keyref = KeyRef::new(&remote, object == Object::PrivateKey);
                 ParamBuilder::new()
@@ -277,6 +327,119 @@ pub static KS_STORE: [OSSL_DISPATCH; 7] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ks_common::signer::fake::FakeSigner;
+    use ks_common::EcCurve;
+
+    fn rsa(bits: usize) -> PublicKey {
+        PublicKey::Rsa {
+            n: vec![0x80; bits / 8],
+            e: vec![1, 0, 1],
+        }
+    }
+
+    fn ec(curve: EcCurve) -> PublicKey {
+        PublicKey::Ec {
+            curve,
+            point: vec![],
+        }
+    }
+
+    fn store(uri: &str, expect: u32) -> StoreCtx {
+        let keys = vec![
+            crate::key::test_entry("key1", rsa(2048)),
+            crate::key::test_entry("key2", ec(EcCurve::P256)),
+            crate::key::test_entry("key3", rsa(3072)),
+        ];
+        let prov = Arc::new(ProvCtx::detached_with(Arc::new(FakeSigner::new(keys))));
+        let mut s = open(prov, uri).expect("opens");
+        s.expect = expect;
+        s
+    }
+
+    /// Everything the store yields, as (keyid, object), checking eof on the way.
+    fn drain(s: &mut StoreCtx) -> Vec<(String, Object)> {
+        let mut out = Vec::new();
+        while !s.at_eof() {
+            let (remote, o) = s.advance().expect("not at eof, so an object");
+            out.push((remote.entry.keyid.clone(), o));
+        }
+        assert!(s.advance().is_none(), "nothing after eof");
+        out
+    }
+
+    fn pairs(list: &[(&str, Object)]) -> Vec<(String, Object)> {
+        list.iter().map(|(k, o)| (k.to_string(), *o)).collect()
+    }
+
+    #[test]
+    fn listing_yields_one_name_per_key() {
+        let want = pairs(&[
+            ("key1", Object::Name),
+            ("key2", Object::Name),
+            ("key3", Object::Name),
+        ]);
+        assert_eq!(drain(&mut store("ks:", 0)), want);
+        assert_eq!(drain(&mut store("ks:", OSSL_STORE_INFO_NAME)), want);
+    }
+
+    #[test]
+    fn listing_with_an_object_expectation_yields_those_objects() {
+        assert_eq!(
+            drain(&mut store("ks:", OSSL_STORE_INFO_CERT)),
+            pairs(&[
+                ("key1", Object::Certificate),
+                ("key2", Object::Certificate),
+                ("key3", Object::Certificate),
+            ])
+        );
+        assert_eq!(
+            drain(&mut store("ks:", OSSL_STORE_INFO_PKEY)).len(),
+            3,
+            "one private key each"
+        );
+        assert!(drain(&mut store("ks:", OSSL_STORE_INFO_CRL)).is_empty());
+    }
+
+    #[test]
+    fn one_key_yields_its_objects_and_never_a_name() {
+        assert_eq!(
+            drain(&mut store("ks:key2", 0)),
+            pairs(&[
+                ("key2", Object::PrivateKey),
+                ("key2", Object::PublicKey),
+                ("key2", Object::Certificate),
+            ])
+        );
+        assert_eq!(
+            drain(&mut store("ks:key2", OSSL_STORE_INFO_PUBKEY)),
+            pairs(&[("key2", Object::PublicKey)])
+        );
+        assert!(drain(&mut store("ks:key2", OSSL_STORE_INFO_NAME)).is_empty());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_at_open_naming_the_known_ones() {
+        let prov = Arc::new(ProvCtx::detached_with(Arc::new(FakeSigner::new(vec![
+            crate::key::test_entry("key1", rsa(2048)),
+        ]))));
+        let e = open(prov, "ks:key9").err().expect("no such key");
+        assert!(
+            e.message.contains("key9") && e.message.contains("key1"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn descriptions_say_type_size_subject_and_info_on_one_safe_line() {
+        let mut e = crate::key::test_entry("key4", ec(EcCurve::P384));
+        assert_eq!(key_description(&e), "EC P-384");
+        e.keyinfo = "HSM slot 2\n\x1b[31mred\u{202e}".into();
+        let d = key_description(&e);
+        assert_eq!(d, "EC P-384, info \"HSM slot 2 [31mred\"");
+        let e = crate::key::test_entry("key6", rsa(4096));
+        assert_eq!(key_description(&e), "RSA 4096 bits");
+    }
 
     #[test]
     fn uris() {
