@@ -5,13 +5,15 @@
 //! expected type. A caller that asks `ks:` for keys, public keys or
 //! certificates (`OSSL_STORE_expect`, `storeutl -keys`/`-certs`) gets those
 //! objects of every key directly: a name cannot satisfy that expectation.
+//! Searches by alias (the key id) and by name (the certificate subject) narrow
+//! either to the keys that match.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
 use std::sync::Arc;
 
 use ks_common::error::sanitize_server_text;
-use ks_common::{KeyEntry, PublicKey};
+use ks_common::{ErrorKind, KeyEntry, PublicKey};
 
 use crate::core::{guard, PResult, ProvCtx, ProvError, Reason};
 use crate::dispatch::DISPATCH_END;
@@ -19,6 +21,8 @@ use crate::entry;
 use crate::ffi::*;
 use crate::key::{KeyKind, KeyRef, Remote};
 use crate::params::{self, describe, ParamBuilder, ParamTable, END};
+use x509_cert::der::Decode;
+use x509_cert::name::Name;
 
 /// What a `ks:` URI names.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,8 +77,23 @@ struct StoreCtx {
     /// Opened as `ks:` (every key) rather than `ks:<keyid>`.
     listing: bool,
     expect: u32,
+    /// Search by alias: only this key id.
+    alias: Option<String>,
+    /// Search by name: only keys whose certificate subject is this (see [`name_key`]).
+    subject: Option<String>,
     next: usize,
     failed: bool,
+}
+
+/// A subject in the form searches compare: rendered from the DER (so a
+/// PrintableString and a UTF8String with the same text are equal), case and
+/// runs of white space ignored, as OpenSSL's canonical name comparison does.
+fn name_key(rendered: &str) -> String {
+    rendered
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 const NAMES: [Object; 1] = [Object::Name];
@@ -104,6 +123,15 @@ fn wanted(expect: u32, o: Object) -> bool {
 }
 
 impl StoreCtx {
+    /// Whether a key passes the search (if any).
+    fn selected(&self, entry: &KeyEntry) -> bool {
+        self.alias.as_deref().is_none_or(|a| a == entry.keyid)
+            && self
+                .subject
+                .as_deref()
+                .is_none_or(|s| s == name_key(&entry.subject_string()))
+    }
+
     /// Every (key index, object) the store yields, in order.
     fn plan(&self) -> impl Iterator<Item = (usize, Object)> + '_ {
         let objects = per_key(self.listing, self.expect);
@@ -169,6 +197,8 @@ fn open(prov: Arc<ProvCtx>, uri: &str) -> PResult<StoreCtx> {
         keys,
         listing,
         expect: 0,
+        alias: None,
+        subject: None,
         next: 0,
         failed: false,
     })
@@ -280,26 +310,76 @@ unsafe extern "C" fn store_close(ctx: *mut c_void) -> c_int {
     })
 }
 
+/// Applies `OSSL_STORE_expect` and `OSSL_STORE_find` (before the first load).
+/// A bad value changes nothing.
+///
+/// # Safety
+/// `params` is null or an `OSSL_PARAM` array terminated as OpenSSL's are.
+unsafe fn set_params(s: &mut StoreCtx, params: *const OSSL_PARAM) -> PResult<()> {
+    let bad = |what: &str| ProvError::new(ErrorKind::InvalidInput, what.to_string());
+    // Parameters we do not use (properties, ...) are accepted and ignored.
+    // SAFETY: forwarded contract (the same for the look-ups below).
+    let expect = match unsafe { params::locate(params, OSSL_STORE_PARAM_EXPECT) } {
+        None => s.expect,
+        Some(p) => match p.get_i64() {
+            Some(v) if (0..=i64::from(OSSL_STORE_INFO_CRL)).contains(&v) => v as u32,
+            _ => return Err(bad("the expected object type is not one OpenSSL defines")),
+        },
+    };
+    // SAFETY: as above.
+    let alias = match unsafe { params::locate(params, OSSL_STORE_PARAM_ALIAS) } {
+        None => s.alias.clone(),
+        Some(p) => Some(
+            p.get_str()
+                .ok_or_else(|| bad("the alias to search for is not a UTF-8 string"))?,
+        ),
+    };
+    // SAFETY: as above.
+    let subject = match unsafe { params::locate(params, OSSL_STORE_PARAM_SUBJECT) } {
+        None => s.subject.clone(),
+        Some(p) => {
+            let name = p
+                .get_octets()
+                .and_then(|der| Name::from_der(&der).ok())
+                .ok_or_else(|| bad("the subject to search for is not a DER X.509 name"))?;
+            Some(name_key(&name.to_string()))
+        }
+    };
+    s.expect = expect;
+    s.alias = alias;
+    s.subject = subject;
+    // A search comes before the first load (OpenSSL refuses it after), so
+    // narrowing the keys here is narrowing what the store yields.
+    let keys = std::mem::take(&mut s.keys);
+    s.keys = keys.into_iter().filter(|k| s.selected(&k.entry)).collect();
+    Ok(())
+}
+
 unsafe extern "C" fn store_set_ctx_params(ctx: *mut c_void, params: *const OSSL_PARAM) -> c_int {
     // SAFETY: OpenSSL passes our store context.
     let Some(s) = (unsafe { storectx(ctx) }) else {
         return 0;
     };
-    guard(None, "ks_store_set_ctx_params", 0, || {
-        // SAFETY: OpenSSL's terminated array. Parameters we do not use
-        // (properties, subject, ...) are accepted and ignored.
-        if let Some(p) = unsafe { params::locate(params, OSSL_STORE_PARAM_EXPECT) } {
-            match p.get_i64() {
-                Some(v) if (0..=i64::from(OSSL_STORE_INFO_CRL)).contains(&v) => s.expect = v as u32,
-                _ => return 0,
+    let prov = Arc::clone(&s.prov);
+    guard(Some(&prov), "ks_store_set_ctx_params", 0, || {
+        // SAFETY: OpenSSL passes a terminated array (or null).
+        match unsafe { set_params(s, params) } {
+            Ok(()) => 1,
+            Err(e) => {
+                prov.raise("ks_store_set_ctx_params", &e);
+                0
             }
         }
-        1
     })
 }
 
-static STORE_SETTABLE: ParamTable<2> =
-    ParamTable([describe(OSSL_STORE_PARAM_EXPECT, OSSL_PARAM_INTEGER), END]);
+// SUBJECT and ALIAS here are what OSSL_STORE_supports_search() looks for.
+static STORE_SETTABLE: ParamTable<4> = ParamTable([
+    describe(OSSL_STORE_PARAM_EXPECT, OSSL_PARAM_INTEGER),
+    describe(OSSL_STORE_PARAM_SUBJECT, OSSL_PARAM_OCTET_STRING),
+    describe(OSSL_STORE_PARAM_ALIAS, OSSL_PARAM_UTF8_STRING),
+    END,
+]);
 
 unsafe extern "C" fn store_settable_ctx_params(_provctx: *mut c_void) -> *const OSSL_PARAM {
     STORE_SETTABLE.as_ptr()
@@ -428,6 +508,90 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    fn subject_der(rfc4514: &str) -> Vec<u8> {
+        use std::str::FromStr;
+        use x509_cert::der::Encode;
+        Name::from_str(rfc4514)
+            .and_then(|n| n.to_der())
+            .expect("a test name")
+    }
+
+    /// `ks:` over key1..key3, key1 and key3 with certificate subjects.
+    fn store_with_subjects() -> StoreCtx {
+        let mut s = store("ks:", 0);
+        for (i, subject) in [(0, "CN=key1,O=Example Org"), (2, "CN=key3,O=Example Org")] {
+            let mut e = (*s.keys[i].entry).clone();
+            e.subject_der = subject_der(subject);
+            s.keys[i] = Arc::new(Remote {
+                prov: Arc::clone(&s.prov),
+                entry: Arc::new(e),
+            });
+        }
+        s
+    }
+
+    fn ids(s: &mut StoreCtx) -> Vec<String> {
+        drain(s).into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn searches_by_alias_and_by_subject_narrow_the_keys() {
+        let mut s = store_with_subjects();
+        let mut b = ParamBuilder::new().utf8(OSSL_STORE_PARAM_ALIAS, "key2");
+        let p = b.build();
+        // SAFETY: a terminated array that outlives the call.
+        unsafe { set_params(&mut s, p.as_ptr()) }.expect("alias");
+        assert_eq!(drain(&mut s), pairs(&[("key2", Object::Name)]));
+
+        // Case and white space aside, the subject must be the certificate's.
+        let mut s = store_with_subjects();
+        let der = subject_der("CN=KEY3,O=example  org");
+        let mut b = ParamBuilder::new()
+            .octets(OSSL_STORE_PARAM_SUBJECT, &der)
+            .int(OSSL_STORE_PARAM_EXPECT, OSSL_STORE_INFO_CERT as i32);
+        let p = b.build();
+        // SAFETY: as above.
+        unsafe { set_params(&mut s, p.as_ptr()) }.expect("subject");
+        assert_eq!(drain(&mut s), pairs(&[("key3", Object::Certificate)]));
+
+        let mut s = store_with_subjects();
+        let der = subject_der("CN=key9,O=Example Org");
+        let mut b = ParamBuilder::new().octets(OSSL_STORE_PARAM_SUBJECT, &der);
+        let p = b.build();
+        // SAFETY: as above.
+        unsafe { set_params(&mut s, p.as_ptr()) }.expect("subject");
+        assert!(ids(&mut s).is_empty());
+    }
+
+    #[test]
+    fn a_bad_search_or_expectation_is_refused_and_changes_nothing() {
+        let mut s = store_with_subjects();
+        let mut b = ParamBuilder::new().utf8(OSSL_STORE_PARAM_ALIAS, "key1");
+        let p = b.build();
+        // SAFETY: a terminated array that outlives the call.
+        unsafe { set_params(&mut s, p.as_ptr()) }.expect("alias");
+        for bad in [
+            ParamBuilder::new()
+                .utf8(OSSL_STORE_PARAM_ALIAS, "key3")
+                .octets(OSSL_STORE_PARAM_SUBJECT, b"not DER"),
+            ParamBuilder::new()
+                .octets(OSSL_STORE_PARAM_SUBJECT, &subject_der("CN=key3"))
+                .int(OSSL_STORE_PARAM_EXPECT, 99),
+            ParamBuilder::new().int(OSSL_STORE_PARAM_ALIAS, 1),
+        ] {
+            let mut bad = bad;
+            let p = bad.build();
+            // SAFETY: as above.
+            let e = unsafe { set_params(&mut s, p.as_ptr()) }.expect_err("refused");
+            assert_eq!(e.reason, Reason::Kind(ErrorKind::InvalidInput));
+        }
+        assert_eq!(
+            (s.expect, s.alias.as_deref(), s.subject.as_deref()),
+            (0, Some("key1"), None)
+        );
+        assert_eq!(ids(&mut s), ["key1"]);
     }
 
     #[test]

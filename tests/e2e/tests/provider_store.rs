@@ -2,7 +2,8 @@
 //! `ks:` lists one named entry per key with a description a person can tell the
 //! keys apart by; `ks:<keyid>` yields the key, its public key and its
 //! certificate; an expected type (`-keys`, `-certs`) is honoured; `-r` opens each
-//! listed name; an unknown or malformed key is a clear error.
+//! listed name; searches by alias and subject narrow the keys; an unknown or
+//! malformed key is a clear error.
 
 use ks_e2e::provider_support::{keyserver_error_line, run_fail, run_ok, ProviderEnv, DEV_KEYS};
 use ks_e2e::tutorial_support::artefact;
@@ -158,6 +159,35 @@ fn recursion_opens_every_listed_name() {
         );
     }
     assert_eq!(env.signorders(), 0, "loading keys spends nothing");
+}
+
+#[test]
+fn searches_by_alias_and_by_subject_narrow_the_listing() {
+    let env = ProviderEnv::start(1);
+    let text = storeutl(&env, &["-alias", "key2", "ks:"]);
+    assert!(
+        text.starts_with("0: Name: ks:key2\n") && text.contains("Total found: 1"),
+        "{text}"
+    );
+    // storeutl's name syntax, in the certificate's order; case does not matter.
+    let key3 = "/O=KS-DEVSERVER (development only)/CN=key3";
+    let text = storeutl(&env, &["-subject", key3, "ks:"]);
+    assert!(
+        text.starts_with("0: Name: ks:key3\n") && text.contains("Total found: 1"),
+        "{text}"
+    );
+    // With recursion the search applies to each name opened, and so with a type.
+    let text = storeutl(&env, &["-noout", "-r", "-subject", key3, "ks:"]);
+    assert_eq!(text.matches("  Total found: 3").count(), 1, "{text}");
+    let text = storeutl(&env, &["-certs", "-text", "-subject", key3, "ks:"]);
+    assert_eq!(text.matches(": Certificate").count(), 1, "{text}");
+    assert!(text.lines().any(|l| l.ends_with("CN=key3")), "{text}");
+    // No such subject, or an alias that is not ks:key1's own: nothing found.
+    let text = storeutl(&env, &["-subject", "/CN=key3", "ks:"]);
+    assert!(text.contains("Total found: 0"), "{text}");
+    let text = storeutl(&env, &["-alias", "key2", "ks:key1"]);
+    assert!(text.contains("Total found: 0"), "{text}");
+    assert_eq!(env.signorders(), 0);
 }
 
 #[test]
