@@ -1,7 +1,8 @@
 //! The seam between the adapters and KeyServer: a [`Signer`] is the key catalog and one
 //! signature at a time. The PKCS#11 token and the OpenSSL provider hold an `Arc<dyn Signer>`
 //! built by [`connect`] (the one place that loads the configuration and starts logging); their
-//! tests plug in [`fake::FakeSigner`] (feature `fake`) instead of a server.
+//! tests plug in `fake::FakeSigner` (built only with feature `fake`, so not linked here)
+//! instead of a server.
 
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
 //! The exported PKCS#11 entry points, one file per function group.
 //!
 //! Every `extern "C" fn C_X` is a thin wrapper: it runs `fn x(...) ->
-//! Result<()>` through [`crate::ffi::guard`] (`catch_unwind` and the one
+//! Result<()>` through `crate::ffi::guard` (`catch_unwind` and the one
 //! `Result` → `CK_RV` mapping); `x` checks pointers and calls the
-//! [`Token`](crate::token::Token).
+//! [`Token`].
 
 #![allow(non_snake_case)]
 

@@ -334,6 +334,61 @@ mod tests {
         );
     }
 
+    #[test]
+    fn finishing_calls_check_state_and_shape_alike_for_sign_and_verify() {
+        let (t, fake) = token();
+        let s = t.open_session(false).expect("session");
+        let mech = Some(SignMechanism::RsaPkcs(HashAlg::Sha256));
+        // Nothing active, or no such session.
+        assert_eq!(t.sign(s, b"x", None), Err(CKR_OPERATION_NOT_INITIALIZED));
+        assert_eq!(t.sign_final(s, None), Err(CKR_OPERATION_NOT_INITIALIZED));
+        assert_eq!(
+            t.verify(s, b"x", &[0; 256]),
+            Err(CKR_OPERATION_NOT_INITIALIZED)
+        );
+        assert_eq!(
+            t.verify_final(s, &[0; 256]),
+            Err(CKR_OPERATION_NOT_INITIALIZED)
+        );
+        assert_eq!(
+            t.sign(s + 1000, b"x", None),
+            Err(CKR_SESSION_HANDLE_INVALID)
+        );
+        assert_eq!(
+            t.verify(s + 1000, b"x", &[0; 256]),
+            Err(CKR_SESSION_HANDLE_INVALID)
+        );
+        // The single-part call cannot finish a multi-part verification: refused, and ended.
+        t.verify_init(s, mech, 2).expect("init");
+        t.verify_update(s, b"x").expect("update");
+        assert_eq!(t.verify(s, b"x", &[0; 256]), Err(CKR_FUNCTION_FAILED));
+        assert_eq!(
+            t.verify_final(s, &[0; 256]),
+            Err(CKR_OPERATION_NOT_INITIALIZED)
+        );
+        // A finished verification (here a wrong signature) has left the session too.
+        t.verify_init(s, mech, 2).expect("init");
+        t.verify_update(s, b"x").expect("update");
+        assert_eq!(t.verify_final(s, &[0; 256]), Err(CKR_SIGNATURE_INVALID));
+        assert_eq!(
+            t.verify_final(s, &[0; 256]),
+            Err(CKR_OPERATION_NOT_INITIALIZED)
+        );
+        // A size answer keeps a multi-part signature active; the real call then signs once.
+        t.sign_init(s, mech, 1).expect("init");
+        t.sign_update(s, b"x").expect("update");
+        assert_eq!(t.sign_final(s, Some(255)), Ok(Output::Size(256)));
+        assert_eq!(
+            t.sign_final(s, Some(256)),
+            Ok(Output::Done(vec![0x5a; 256]))
+        );
+        assert_eq!(
+            t.sign_final(s, Some(256)),
+            Err(CKR_OPERATION_NOT_INITIALIZED)
+        );
+        assert_eq!(fake.sign_calls(), 1);
+    }
+
     /// The signature length of the test keys for a mechanism.
     fn t_len(mech: SignMechanism) -> usize {
         if mech == SignMechanism::EcdsaRaw {

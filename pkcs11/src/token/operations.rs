@@ -3,6 +3,16 @@
 
 use super::*;
 
+impl KeyOpKind {
+    /// The word in the function names: `C_Sign`, `C_SignUpdate`, `C_SignFinal`.
+    fn call_name(self) -> &'static str {
+        match self {
+            KeyOpKind::Sign => "Sign",
+            KeyOpKind::Verify => "Verify",
+        }
+    }
+}
+
 impl Token {
     pub(super) fn key_op(
         &self,
@@ -79,38 +89,57 @@ impl Token {
         result
     }
 
+    /// The checks `C_Sign`/`C_SignFinal` and `C_Verify`/`C_VerifyFinal` share: an operation
+    /// of `kind` is active in the session, and its shape fits the call (a single-part call
+    /// cannot finish what updates started; a final call cannot finish a single-part-only
+    /// mechanism). A mismatch ends the operation, as any failure of a finishing call but a size
+    /// answer does (PKCS#11). `then` gets the (occupied) slot under the session lock, to answer
+    /// a size or take the operation out.
+    fn finish_key_op<T>(
+        &self,
+        kind: KeyOpKind,
+        handle: CK_SESSION_HANDLE,
+        single_part: bool,
+        then: impl FnOnce(&mut Option<KeyOp>) -> Result<T>,
+    ) -> Result<T> {
+        let session = self.session(handle)?;
+        let mut s = lock(&session);
+        let slot = s.op_slot(kind);
+        let op = slot.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        if single_part && op.multi_part {
+            // PKCS#11 lists no OPERATION_ACTIVE for this case.
+            let n = kind.call_name();
+            log::warn!(
+                "libpkcs11ks: C_{n} after C_{n}Update: finish with C_{n}Final (the operation has ended)"
+            );
+            *slot = None;
+            return Err(CKR_FUNCTION_FAILED);
+        }
+        if !single_part && op.hasher.is_none() {
+            let rv = op.single_part_only();
+            *slot = None;
+            return Err(rv);
+        }
+        then(slot)
+    }
+
     /// Takes the active signature out of the session unless the caller only asks
-    /// for the size (`capacity` absent or too small).
+    /// for the size (`capacity` absent or too small), which leaves it active.
     pub(super) fn take_sign(
         &self,
         handle: CK_SESSION_HANDLE,
         capacity: Option<usize>,
         single_part: bool,
     ) -> Result<SignTurn> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let op = s.sign.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        if single_part && op.multi_part {
-            // C_Sign cannot finish a multi-part signature (C_SignFinal does); PKCS#11 lists no
-            // OPERATION_ACTIVE for it, and any failure but a size answer ends the operation.
-            log::warn!("libpkcs11ks: C_Sign after C_SignUpdate: finish with C_SignFinal (the operation has ended)");
-            s.sign = None;
-            return Err(CKR_FUNCTION_FAILED);
-        }
-        if !single_part && op.hasher.is_none() {
-            // C_SignFinal on a single-part mechanism: refused, and (a failed Final) ended.
-            let rv = op.single_part_only();
-            s.sign = None;
-            return Err(rv);
-        }
-        let len = op.signature_len();
-        if capacity.is_none_or(|c| c < len) {
-            return Ok(SignTurn::SizeOnly(len));
-        }
-        s.sign
-            .take()
-            .map(|op| SignTurn::Sign(Box::new(op)))
-            .ok_or(CKR_OPERATION_NOT_INITIALIZED)
+        self.finish_key_op(KeyOpKind::Sign, handle, single_part, |slot| {
+            match slot.as_ref().map(KeyOp::signature_len) {
+                Some(len) if capacity.is_none_or(|c| c < len) => Ok(SignTurn::SizeOnly(len)),
+                _ => slot
+                    .take()
+                    .map(|op| SignTurn::Sign(Box::new(op)))
+                    .ok_or(CKR_OPERATION_NOT_INITIALIZED),
+            }
+        })
     }
 
     pub(super) fn remote_sign(&self, key: &KeyEntry, request: &SignRequest) -> Result<Vec<u8>> {
@@ -161,27 +190,15 @@ impl Token {
         self.key_op_init(KeyOpKind::Verify, handle, mechanism, key)
     }
 
+    /// Takes the active verification out of the session (there is no size query).
     pub(super) fn take_verify(
         &self,
         handle: CK_SESSION_HANDLE,
         single_part: bool,
     ) -> Result<KeyOp> {
-        let session = self.session(handle)?;
-        let mut s = lock(&session);
-        let op = s.verify.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        if single_part && op.multi_part {
-            // C_Verify cannot finish a multi-part verification (C_VerifyFinal does); PKCS#11 lists no
-            // OPERATION_ACTIVE for it, and any failure but a size answer ends the operation.
-            log::warn!("libpkcs11ks: C_Verify after C_VerifyUpdate: finish with C_VerifyFinal (the operation has ended)");
-            s.verify = None;
-            return Err(CKR_FUNCTION_FAILED);
-        }
-        if !single_part && op.hasher.is_none() {
-            let rv = op.single_part_only();
-            s.verify = None;
-            return Err(rv);
-        }
-        s.verify.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)
+        self.finish_key_op(KeyOpKind::Verify, handle, single_part, |slot| {
+            slot.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)
+        })
     }
 
     pub(super) fn check_signature(

@@ -160,16 +160,14 @@ fn openssl_conf_makes_ks_keys_visible_without_provider_flags() {
         "data",
     ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Verified OK"));
-    // storeutl lists every key through the config as well.
+    // storeutl names every key through the config as well.
     let mut list = env.openssl(&["storeutl", "ks:"]);
     list.env("OPENSSL_CONF", &cnf);
     let out = run_ok(&mut list);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.matches(": Certificate").count(),
-        DEV_KEYS.len(),
-        "{text}"
-    );
+    for (keyid, _) in DEV_KEYS {
+        assert!(text.contains(&format!(": Name: ks:{keyid}\n")), "{text}");
+    }
 }
 
 #[test]
@@ -240,67 +238,6 @@ fn provider_parameters_from_the_config_file_feed_the_client_and_the_environment_
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("Verified OK"),
             "{sig}"
-        );
-    }
-}
-
-#[test]
-fn storeutl_lists_every_key_and_honours_the_expected_type() {
-    let env = ProviderEnv::start(1);
-    let out = env.openssl_ok(&[
-        "storeutl",
-        "-provider",
-        "keyserver",
-        "-provider",
-        "default",
-        "ks:",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.matches(": Pkey").count(), DEV_KEYS.len(), "{text}");
-    assert_eq!(
-        text.matches(": Public key").count(),
-        DEV_KEYS.len(),
-        "{text}"
-    );
-    assert_eq!(
-        text.matches(": Certificate").count(),
-        DEV_KEYS.len(),
-        "{text}"
-    );
-    let out = env.openssl_ok(&[
-        "storeutl",
-        "-provider",
-        "keyserver",
-        "-provider",
-        "default",
-        "-certs",
-        "ks:",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.matches(": Certificate").count(),
-        DEV_KEYS.len(),
-        "{text}"
-    );
-    assert!(
-        !text.contains(": Pkey") && !text.contains(": Public key"),
-        "{text}"
-    );
-    // `-keys` asks the store for private keys only.
-    for keyid in ["key2", "key3"] {
-        let out = env.openssl_ok(&[
-            "storeutl",
-            "-provider",
-            "keyserver",
-            "-provider",
-            "default",
-            "-keys",
-            &format!("ks:{keyid}"),
-        ]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains("0: Pkey") && text.contains("Total found: 1"),
-            "{text}"
         );
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! The page never has rules of its own: what it offers is decided by dry
 //! runs of [`Operation::approve`]/[`Operation::reject`], and what it does goes
-//! through [`crate::api::decide_as`], the function behind
+//! through `crate::api::decide_as`, the function behind
 //! `POST /api/operations/{id}/approve|reject`. So the page cannot do what the
 //! API refuses, and its actions are audited like the API's (marked `via: ui`).
 //!
