@@ -13,9 +13,7 @@ use base64::Engine as _;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
-use ks_common::config::{
-    ALL_VARIABLES, KSC_API_SERVER, KSC_CLIENT_ID, KSC_CLIENT_SECRET, KSC_CONFIG, KSC_ID_TOKEN,
-};
+use ks_common::config::{ALL_VARIABLES, AMBIENT_VARIABLES, KSC_API_SERVER, KSC_CONFIG};
 use ks_common::duration::{format_duration, parse_duration};
 use ks_common::error::{Error, ErrorKind};
 use ks_common::hash::HashAlg;
@@ -367,6 +365,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     // environment's value before the library applies its own order (file < environment).
     let mut settings: Settings = ALL_VARIABLES
         .iter()
+        .chain(AMBIENT_VARIABLES.iter())
         .filter_map(|v| std::env::var(v).ok().map(|val| (v.to_string(), val)))
         .collect();
     if let Some(a) = &cli.api_server {
@@ -377,11 +376,8 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
     let config = Config::resolve(&Settings::new(), &settings)?;
     ks_common::logging::init(&config);
-    if config.id_token.is_some() && config.has_client_credentials() {
-        eprintln!(
-            "ksc: both {KSC_ID_TOKEN} and {KSC_CLIENT_ID}/{KSC_CLIENT_SECRET} are set; using {KSC_ID_TOKEN} (a given token always wins over logging in); unset {KSC_ID_TOKEN} to log in as client {:?}",
-            config.client_id.as_deref().unwrap_or_default()
-        );
+    if let Some(notice) = ks_common::token::identity_notice(&config) {
+        eprintln!("ksc: {notice}");
     }
     // The digest policy's per-process opt-in, as `signer::connect` sets it for the libraries.
     ks_common::digest_policy::set_allow_sha1(ks_common::digest_policy::allow_sha1_from_env()?);

@@ -18,7 +18,7 @@ use crate::flight::Flight;
 use crate::http::{join_url, CallDeadline, Http, Request, Response, RetryPolicy};
 use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
-use crate::token::{jwt_expiry, TokenSource};
+use crate::token::{jwt_expiry, refused_remedy, Identity, TokenSource};
 use crate::trust::UntrustedKey;
 
 mod key_catalog;
@@ -102,7 +102,7 @@ impl Client {
         self.tokens.get(&self.config, &self.http).map_err(|e| {
             // A token that had to be fetched failed at the auth server: name that setting,
             // not the API server's.
-            let fetched = self.config.id_token.is_none() && self.config.has_client_credentials();
+            let fetched = Identity::of(&self.config) == Identity::Client;
             if fetched && !e.has_own_remedy() && e.kind() != ErrorKind::Internal {
                 let auth = self.config.auth_server.as_deref().unwrap_or("");
                 e.with_remedy(format!(
@@ -370,7 +370,9 @@ fn auth_error(resp: &Response, token: &str, config: &Config) -> Error {
             .with_server(401, e.server_code().map(String::from), None);
         }
     }
-    if config.id_token.is_some() && !config.has_client_credentials() {
+    if let Some(r) = refused_remedy(config, token) {
+        e = e.with_remedy(r);
+    } else if Identity::of(config) == Identity::Token && !config.has_client_credentials() {
         e = e.with_remedy(format!(
             "fetch a new token (export {KSC_ID_TOKEN}=$(ksc token)) or configure client credentials for automatic refresh"
         ));
