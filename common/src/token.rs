@@ -368,7 +368,13 @@ impl TokenSource {
                 ));
             }
         };
-        log::info!(
+        // A new token is worth an info line; the same one read again (near its expiry) is not.
+        let level = match self.cached.peek() {
+            Some(p) if p.token == token => log::Level::Debug,
+            _ => log::Level::Info,
+        };
+        log::log!(
+            level,
             "{KSC_ID_TOKEN_FILE} {}: token valid until {} ({} left)",
             path.display(),
             crate::logging::rfc3339(exp),
