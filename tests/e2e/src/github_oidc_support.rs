@@ -31,6 +31,15 @@ fn now() -> u64 {
 /// The dev KeyServer trusting `issuer` as GitHub: audience [`AUDIENCE`],
 /// tokens of [`REPOSITORY`] mapped to `orderer-client`.
 pub fn server_trusting(issuer: &TestIssuer, dir: &std::path::Path) -> DevServer {
+    server_trusting_audience(issuer, dir, AUDIENCE)
+}
+
+/// [`server_trusting`] with another audience (a CI example's).
+pub fn server_trusting_audience(
+    issuer: &TestIssuer,
+    dir: &std::path::Path,
+    audience: &str,
+) -> DevServer {
     let jwks = dir.join("github-jwks.json");
     issuer.write_jwks(&jwks);
     DevServer::builder()
@@ -38,7 +47,7 @@ pub fn server_trusting(issuer: &TestIssuer, dir: &std::path::Path) -> DevServer 
             r#"
 [[issuers]]
 issuer = "{GITHUB_ISSUER}"
-audience = "{AUDIENCE}"
+audience = "{audience}"
 jwks_file = "{}"
 [[issuers.map]]
 claims = {{ repository = "{REPOSITORY}" }}
