@@ -369,3 +369,42 @@ fn token_file_identity_and_its_precedence_are_reported() {
     let creator = st.to_string();
     assert!(creator.contains(REPOSITORY), "{st}");
 }
+
+#[test]
+fn a_silent_token_service_is_bounded_by_the_deadline() {
+    // Accepts connections and never answers, like a hung token service.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let server = DevServer::start();
+    let op = server.create_operation("orderer-client", &[("key1", 1)], 600_000);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fw = firmware(tmp.path());
+    let err = fails(
+        ksc(&server)
+            .env(
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                format!("http://127.0.0.1:{port}/idtoken?api-version=2.0"),
+            )
+            .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN)
+            .env("KSC_DEADLINE", "2s")
+            .env("KSC_HTTP_CLIENT_TIMEOUT", "1s")
+            .env("KSC_LOG", "trace")
+            .env("KSC_OPERATION_ID", &op)
+            .args(["sign", "--key", "key1", "--in"])
+            .arg(&fw)
+            .arg("--out")
+            .arg(tmp.path().join("x.sig")),
+    );
+    assert!(
+        err.contains("GET /idtoken: no answer within the call's KSC_DEADLINE (2s)"),
+        "{err}"
+    );
+    assert_no_secret(&err, &[REQUEST_TOKEN.to_string()]);
+    assert_eq!(uses(&server, &op, "key1"), 0);
+}
