@@ -11,7 +11,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::cache::DiskCache;
-use crate::config::{Config, KSC_AUTH_SERVER, KSC_ID_TOKEN};
+use crate::config::{
+    Config, ACTIONS_ID_TOKEN_REQUEST_URL, KSC_AUTH_SERVER, KSC_DEADLINE, KSC_ID_TOKEN,
+};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
 use crate::flight::Flight;
@@ -102,7 +104,17 @@ impl Client {
         self.tokens.get(&self.config, &self.http).map_err(|e| {
             // A token that had to be fetched failed at the auth server: name that setting,
             // not the API server's.
-            let fetched = Identity::of(&self.config) == Identity::Client;
+            let identity = Identity::of(&self.config);
+            // GitHub's token service did not answer: the generic network advice would name
+            // KeyServer's settings, which are not involved.
+            if identity == Identity::Github
+                && matches!(e.kind(), ErrorKind::Network | ErrorKind::RateLimited)
+            {
+                return e.with_remedy(format!(
+                    "GitHub Actions' token service ({ACTIONS_ID_TOKEN_REQUEST_URL}, set by the runner) did not answer or failed: check the job's network, then retry; or raise {KSC_DEADLINE}"
+                ));
+            }
+            let fetched = identity == Identity::Client;
             if fetched && !e.has_own_remedy() && e.kind() != ErrorKind::Internal {
                 let auth = self.config.auth_server.as_deref().unwrap_or("");
                 e.with_remedy(format!(
