@@ -159,9 +159,24 @@ impl Client {
             )),
             None => None,
         };
-        let mut refreshed = false;
+        // The 401 and the token it refused, once a fresh token was asked for.
+        let mut refused: Option<(Response, String)> = None;
         loop {
-            let token = self.token()?;
+            let token = match self.token() {
+                Ok(t) => t,
+                // A token file still holding the refused token: the server's reason says more
+                // than "the file holds no newer one".
+                Err(e)
+                    if e.kind() == ErrorKind::Auth
+                        && matches!(Identity::of(&self.config), Identity::File(_)) =>
+                {
+                    return Err(match &refused {
+                        Some((resp, old)) => auth_error(resp, old, &self.config),
+                        None => e,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
             let req = Request {
                 method: method.clone(),
                 url: url.clone(),
@@ -172,10 +187,10 @@ impl Client {
             let resp = self.http.execute(&req, policy)?;
             log::debug!("{} {} -> HTTP {}", req.method, req.url.path(), resp.status);
             if resp.status == 401 {
-                if !refreshed && self.tokens.can_refresh(&self.config) {
+                if refused.is_none() && self.tokens.can_refresh(&self.config) {
                     log::info!("token refused (HTTP 401); fetching a new one");
                     self.tokens.invalidate(&token, &self.config);
-                    refreshed = true;
+                    refused = Some((resp, token));
                     continue;
                 }
                 return Err(auth_error(&resp, &token, &self.config));

@@ -368,6 +368,27 @@ fn token_file_identity_and_its_precedence_are_reported() {
     let st = server.operation(&out);
     let creator = st.to_string();
     assert!(creator.contains(REPOSITORY), "{st}");
+
+    // A token KeyServer refuses (another audience): the file is read once
+    // more, still holds it, and the server's reason is reported with the file.
+    claims["aud"] = json!("https://elsewhere.example");
+    let foreign = issuer.token(&claims);
+    std::fs::write(&path, &foreign).expect("write");
+    let err = fails(
+        ksc(&server)
+            .env("KSC_ID_TOKEN_FILE", &path)
+            .env("KSC_LOG", "debug")
+            .arg("keys"),
+    );
+    assert!(
+        err.contains(&format!(
+            "the token in {} (audience \"https://elsewhere.example\") is not one KeyServer accepts",
+            path.display()
+        )) && err.contains("audience does not include"),
+        "{err}"
+    );
+    assert_eq!(err.matches("token refused (HTTP 401)").count(), 1, "{err}");
+    assert_no_secret(&err, &[foreign]);
 }
 
 #[test]
