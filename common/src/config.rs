@@ -201,6 +201,19 @@ pub enum IdentitySource {
     Github,
 }
 
+impl IdentitySource {
+    /// The value of `KSC_ID_TOKEN_SOURCE` that selects it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdentitySource::Auto => "auto",
+            IdentitySource::Token => "token",
+            IdentitySource::File => "file",
+            IdentitySource::Client => "client",
+            IdentitySource::Github => "github",
+        }
+    }
+}
+
 /// GitHub Actions' token service as the runner announces it. `Debug` hides the token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GithubOidc {
@@ -521,7 +534,10 @@ mod pipeline_tests {
             "{e}"
         );
         let e = err(&[api, (KSC_ID_TOKEN_SOURCE, "file")], &[]);
-        assert!(e.contains("file is chosen but ksc_id_token_file"), "{e}");
+        assert!(
+            e.contains("file is chosen but KSC_ID_TOKEN_FILE is not set"),
+            "{e}"
+        );
         let e = err(&[api, (KSC_OIDC_AUDIENCE, "a b")], &[]);
         assert!(e.contains(KSC_OIDC_AUDIENCE), "{e}");
         // The request token is a secret: never over plain http across a network.
@@ -656,7 +672,7 @@ fn resolve_identity(
     if let Some(m) = missing {
         return Err(Error::config(
             KSC_ID_TOKEN_SOURCE,
-            format!("{:?} is chosen but {m} is not set", c.id_token_source).to_lowercase(),
+            format!("{} is chosen but {m} is not set", c.id_token_source.name()),
         ));
     }
     Ok(())

@@ -196,10 +196,7 @@ pub fn identity_notice(config: &Config) -> Option<String> {
             "explicit client credentials win over the CI job's ambient token".to_string()
         }
         (IdentitySource::Auto, _) => "no other identity is set".to_string(),
-        (source, _) => format!(
-            "{KSC_ID_TOKEN_SOURCE}={}",
-            format!("{source:?}").to_lowercase()
-        ),
+        (source, _) => format!("{KSC_ID_TOKEN_SOURCE}={}", source.name()),
     };
     let mut line = format!("using {} ({why})", chosen.describe(config));
     if !unused.is_empty() {

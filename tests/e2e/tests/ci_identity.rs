@@ -282,7 +282,22 @@ fn bad_values_of_every_new_setting_are_errors_that_spend_nothing() {
         ),
         (
             vec![("KSC_ID_TOKEN_SOURCE", "file".into())],
-            vec!["KSC_ID_TOKEN_SOURCE", "ksc_id_token_file is not set"],
+            vec![
+                "KSC_ID_TOKEN_SOURCE",
+                "file is chosen but KSC_ID_TOKEN_FILE is not set",
+            ],
+        ),
+        (
+            vec![("KSC_ID_TOKEN_SOURCE", "client".into())],
+            vec!["client is chosen but KSC_AUTH_SERVER, KSC_CLIENT_ID and KSC_CLIENT_SECRET"],
+        ),
+        (
+            vec![("KSC_ID_TOKEN_SOURCE", "token".into())],
+            vec!["token is chosen but KSC_ID_TOKEN is not set"],
+        ),
+        (
+            vec![("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ghs_two words".into())],
+            vec!["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "whitespace"],
         ),
         (
             vec![("KSC_OIDC_AUDIENCE", "two words".into())],
@@ -322,7 +337,7 @@ fn bad_values_of_every_new_setting_are_errors_that_spend_nothing() {
         for w in words {
             assert!(err.contains(w), "{settings:?}: no {w:?} in:\n{err}");
         }
-        assert!(!err.contains("s.hvs-opaque") && !err.contains(&expired));
+        assert!(!err.contains("s.hvs-opaque") && !err.contains(&expired) && !err.contains("ghs_"));
         assert_eq!(uses(&server, &op, "key1"), 0, "{settings:?} spent a use");
     }
     // `github` chosen outside a job that may request tokens.
