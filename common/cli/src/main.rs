@@ -52,7 +52,8 @@ Exit codes:
   13  operation exhausted (every permitted use spent)
   20  signature verification failed
 
-Environment: KSC_API_SERVER, KSC_ID_TOKEN or KSC_AUTH_SERVER + KSC_CLIENT_ID + KSC_CLIENT_SECRET,
+Environment: KSC_API_SERVER, KSC_ID_TOKEN, KSC_ID_TOKEN_FILE or KSC_AUTH_SERVER + KSC_CLIENT_ID +
+KSC_CLIENT_SECRET (in GitHub Actions: KSC_OIDC_AUDIENCE; choose with KSC_ID_TOKEN_SOURCE),
 KSC_OPERATION_ID, KSC_OPERATION_DESCRIPTION, KSC_CA_FILE, KSC_HTTP_CLIENT_TIMEOUT,
 KSC_APPROVAL_TIMEOUT, KSC_APPROVAL_URL, KSC_LOG, KSC_LOG_FORMAT, KSC_CONFIG.
 Precedence: command-line flags > environment > config file > defaults.";
@@ -87,7 +88,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print a bearer token (KSC_ID_TOKEN, or a fresh one by client credentials).
+    /// Print a bearer token (KSC_ID_TOKEN, the token file's, GitHub's, or one by client credentials).
     #[command(after_help = "Example:\n  export KSC_ID_TOKEN=$(ksc token)")]
     Token,
     /// List the keys: id, algorithm, size or curve, approvers, certificate subject and expiry.
