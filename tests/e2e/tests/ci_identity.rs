@@ -147,6 +147,8 @@ fn github_oidc_token_is_renewed_during_a_wait_and_signs() {
     let status = wait.wait().expect("the wait");
     let wait_log = std::fs::read_to_string(&log_file).expect("wait log");
     assert!(status.success(), "the wait failed:\n{wait_log}");
+    // Renewed before expiry, not after KeyServer refused an expired token.
+    assert!(!wait_log.contains("token refused (HTTP 401)"), "{wait_log}");
     logs.push_str(&wait_log);
     assert_eq!(gh.refused(), 0);
 

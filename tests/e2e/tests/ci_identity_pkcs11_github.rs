@@ -97,6 +97,12 @@ fn module_renews_github_tokens_while_a_signature_waits_for_approval() {
     drop(session);
     pkcs11.finalize().expect("C_Finalize");
     assert_eq!(gh.refused(), 0);
+    // Renewed before expiry, not after KeyServer refused an expired token.
+    assert!(
+        text.contains("fetching GitHub Actions' OIDC token"),
+        "{text}"
+    );
+    assert!(!text.contains("token refused (HTTP 401)"), "{text}");
     let st = server.operation(&op);
     assert_eq!(st["keyusagerestrictions"][0]["usagecount"], 1, "{st}");
     assert!(!text.contains(REQUEST_TOKEN), "{text}");
