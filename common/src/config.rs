@@ -64,8 +64,27 @@ pub const KSC_SYSTEM_ROOTS: &str = "KSC_SYSTEM_ROOTS";
 /// or an absolute directory to use instead of `$XDG_CACHE_HOME/keyserver-signing`.
 pub const KSC_CACHE: &str = "KSC_CACHE";
 
+/// A file holding the bearer token (a JWT), re-read when the token in it nears expiry or is
+/// refused: GitLab `id_tokens` written to a file, Kubernetes/Vault rotated tokens.
+pub const KSC_ID_TOKEN_FILE: &str = "KSC_ID_TOKEN_FILE";
+/// Which identity to use: `auto` (default), `token`, `file`, `client` or `github`.
+pub const KSC_ID_TOKEN_SOURCE: &str = "KSC_ID_TOKEN_SOURCE";
+/// The audience asked of GitHub Actions for its OIDC token (default: `KSC_API_SERVER`).
+pub const KSC_OIDC_AUDIENCE: &str = "KSC_OIDC_AUDIENCE";
+
+/// GitHub Actions' ID token request URL (set by the runner when the job has
+/// `permissions: id-token: write`). Read from the environment only.
+pub const ACTIONS_ID_TOKEN_REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+/// The bearer token for [`ACTIONS_ID_TOKEN_REQUEST_URL`] (a secret, never logged). Read from the
+/// environment only.
+pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+/// Variables set by a CI system, not by the user: read from the environment only (never from a
+/// config file or the caller's overrides).
+pub const AMBIENT_VARIABLES: [&str; 2] =
+    [ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN];
+
 /// Every variable this crate reads, in documentation order.
-pub const ALL_VARIABLES: [&str; 19] = [
+pub const ALL_VARIABLES: [&str; 22] = [
     KSC_API_SERVER,
     KSC_OPERATION_ID,
     KSC_OPERATION_DESCRIPTION,
@@ -85,6 +104,9 @@ pub const ALL_VARIABLES: [&str; 19] = [
     KSC_APPROVAL_URL,
     KSC_SYSTEM_ROOTS,
     KSC_CACHE,
+    KSC_ID_TOKEN_FILE,
+    KSC_ID_TOKEN_SOURCE,
+    KSC_OIDC_AUDIENCE,
 ];
 
 /// Default per-request timeout (the Go client's default).
@@ -152,6 +174,62 @@ pub struct Config {
     pub cache: bool,
     /// `KSC_CACHE=<dir>`: where (default: the XDG cache directory).
     pub cache_dir: Option<PathBuf>,
+    /// `KSC_ID_TOKEN_FILE`.
+    pub id_token_file: Option<PathBuf>,
+    /// `KSC_ID_TOKEN_SOURCE`, default [`IdentitySource::Auto`].
+    pub id_token_source: IdentitySource,
+    /// `KSC_OIDC_AUDIENCE` (default: the API server URL, see [`Config::oidc_audience`]).
+    pub oidc_audience: Option<String>,
+    /// GitHub Actions' ID token request URL and bearer token, when the runner set both.
+    pub github_oidc: Option<GithubOidc>,
+}
+
+/// Where the bearer token comes from (`KSC_ID_TOKEN_SOURCE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// The first one configured: `KSC_ID_TOKEN`, `KSC_ID_TOKEN_FILE`, client credentials,
+    /// then GitHub Actions OIDC.
+    #[default]
+    Auto,
+    /// `KSC_ID_TOKEN` only.
+    Token,
+    /// `KSC_ID_TOKEN_FILE` only.
+    File,
+    /// Client credentials only.
+    Client,
+    /// GitHub Actions OIDC only.
+    Github,
+}
+
+impl IdentitySource {
+    /// The value of `KSC_ID_TOKEN_SOURCE` that selects it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdentitySource::Auto => "auto",
+            IdentitySource::Token => "token",
+            IdentitySource::File => "file",
+            IdentitySource::Client => "client",
+            IdentitySource::Github => "github",
+        }
+    }
+}
+
+/// GitHub Actions' token service as the runner announces it. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GithubOidc {
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` (carries its own query, e.g. `?api-version=2.0`).
+    pub request_url: String,
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` (never logged).
+    pub request_token: String,
+}
+
+impl std::fmt::Debug for GithubOidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubOidc")
+            .field("request_url", &crate::redact::userinfo(&self.request_url))
+            .field("request_token", &"<hidden>")
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -184,6 +262,10 @@ impl std::fmt::Debug for Config {
             .field("system_roots", &self.system_roots)
             .field("cache", &self.cache)
             .field("cache_dir", &self.cache_dir)
+            .field("id_token_file", &self.id_token_file)
+            .field("id_token_source", &self.id_token_source)
+            .field("oidc_audience", &self.oidc_audience)
+            .field("github_oidc", &self.github_oidc)
             .finish()
     }
 }
@@ -211,6 +293,10 @@ impl Default for Config {
             system_roots: true,
             cache: true,
             cache_dir: None,
+            id_token_file: None,
+            id_token_source: IdentitySource::Auto,
+            oidc_audience: None,
+            github_oidc: None,
         }
     }
 }
@@ -221,6 +307,7 @@ impl Config {
     pub fn load(overrides: &Settings) -> Result<Config> {
         let env: Settings = ALL_VARIABLES
             .iter()
+            .chain(AMBIENT_VARIABLES.iter())
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
         Config::resolve(overrides, &env)
@@ -343,6 +430,7 @@ impl Config {
         c.approval_url = get(KSC_APPROVAL_URL)
             .map(|v| check_url(KSC_APPROVAL_URL, &v))
             .transpose()?;
+        resolve_identity(&mut c, &get, env)?;
         if c.client_id.is_some() != c.client_secret.is_some() {
             let missing = if c.client_id.is_none() {
                 KSC_CLIENT_ID
@@ -357,7 +445,8 @@ impl Config {
         Ok(c)
     }
 
-    /// Every variable of [`ALL_VARIABLES`] with the value that wins and where it comes from,
+    /// Every variable of [`ALL_VARIABLES`] and [`AMBIENT_VARIABLES`] with the value that wins
+    /// and where it comes from,
     /// by the same precedence as [`Config::resolve`] (which it shares). Values are not
     /// checked here (`resolve` does that) and secrets are included as given: mask them with
     /// [`is_secret`] before showing them.
@@ -365,6 +454,7 @@ impl Config {
         let (_, mut merged) = merge_layers(overrides, env)?;
         Ok(ALL_VARIABLES
             .iter()
+            .chain(AMBIENT_VARIABLES.iter())
             .map(|&name| match merged.remove(name) {
                 Some((value, source)) => Effective {
                     name,
@@ -400,6 +490,11 @@ impl Config {
         })
     }
 
+    /// The audience asked of GitHub Actions: `KSC_OIDC_AUDIENCE`, else the API server URL.
+    pub fn oidc_audience(&self) -> Option<&str> {
+        self.oidc_audience.as_deref().or(self.api_server.as_deref())
+    }
+
     /// True when a fresh token can be obtained with client credentials.
     pub fn has_client_credentials(&self) -> bool {
         self.auth_server.is_some() && self.client_id.is_some() && self.client_secret.is_some()
@@ -423,6 +518,60 @@ mod pipeline_tests {
         );
         s.insert(KSC_API_SERVER.into(), "https://ks.example:8200/apis".into());
         assert!(Config::resolve(&s, &Settings::new()).is_ok());
+    }
+
+    #[test]
+    fn identity_settings_are_checked() {
+        let s = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Settings>()
+        };
+        let err = |p: &[(&str, &str)], env: &[(&str, &str)]| {
+            Config::resolve(&s(p), &s(env)).unwrap_err().to_string()
+        };
+        let api = (KSC_API_SERVER, "https://ks.example:8200");
+        let gh = [
+            (
+                ACTIONS_ID_TOKEN_REQUEST_URL,
+                "https://gh.example/t?api-version=2.0",
+            ),
+            (ACTIONS_ID_TOKEN_REQUEST_TOKEN, "request-secret"),
+        ];
+        let e = err(&[api, (KSC_ID_TOKEN_SOURCE, "gitlab")], &[]);
+        assert!(
+            e.contains(KSC_ID_TOKEN_SOURCE) && e.contains("auto, token, file"),
+            "{e}"
+        );
+        let e = err(&[api, (KSC_ID_TOKEN_SOURCE, "github")], &gh[..1]);
+        assert!(
+            e.contains(ACTIONS_ID_TOKEN_REQUEST_TOKEN) && e.contains("id-token: write"),
+            "{e}"
+        );
+        let e = err(&[api, (KSC_ID_TOKEN_SOURCE, "file")], &[]);
+        assert!(
+            e.contains("file is chosen but KSC_ID_TOKEN_FILE is not set"),
+            "{e}"
+        );
+        let e = err(&[api, (KSC_OIDC_AUDIENCE, "a b")], &[]);
+        assert!(e.contains(KSC_OIDC_AUDIENCE), "{e}");
+        // The request token is a secret: never over plain http across a network.
+        let plain = [(ACTIONS_ID_TOKEN_REQUEST_URL, "http://gh.example/t"), gh[1]];
+        let e = err(&[api], &plain);
+        assert!(
+            e.contains(ACTIONS_ID_TOKEN_REQUEST_URL) && !e.contains("request-secret"),
+            "{e}"
+        );
+        // ... unless another identity is chosen, when the ambient values are not used.
+        assert!(Config::resolve(&s(&[api, (KSC_ID_TOKEN, "t")]), &s(&plain)).is_ok());
+        // Ambient variables come from the environment only, never from overrides.
+        let c = Config::resolve(&s(&[api]), &s(&gh)).unwrap();
+        assert!(c.github_oidc.is_some());
+        assert!(!format!("{c:?}").contains("request-secret"));
+        assert_eq!(c.oidc_audience(), Some("https://ks.example:8200"));
+        assert!(Config::resolve(&s(&[api, gh[0], gh[1]]), &Settings::new()).is_err());
+        let c = Config::resolve(&s(&[api, (KSC_OIDC_AUDIENCE, "keyserver")]), &s(&gh)).unwrap();
+        assert_eq!(c.oidc_audience(), Some("keyserver"));
     }
 
     #[test]
@@ -502,6 +651,8 @@ pub fn default_value(name: &str) -> Option<String> {
         KSC_LOG_FORMAT => Some(if d.log_json { "json" } else { "text" }.to_string()),
         KSC_SYSTEM_ROOTS => Some(switch(d.system_roots)),
         KSC_CACHE => Some(switch(d.cache)),
+        KSC_ID_TOKEN_SOURCE => Some("auto".to_string()),
+        KSC_OIDC_AUDIENCE => Some(format!("the {KSC_API_SERVER} value")),
         _ => None,
     }
 }
@@ -530,6 +681,131 @@ fn merge_layers(overrides: &Settings, env: &Settings) -> Result<(Option<String>,
         }
     }
     Ok((config_path, merged))
+}
+
+/// `KSC_ID_TOKEN_SOURCE`, `KSC_ID_TOKEN_FILE`, `KSC_OIDC_AUDIENCE` and GitHub's ambient
+/// variables: each checked, and a chosen source that lacks its inputs refused here, before any
+/// request.
+fn resolve_identity(
+    c: &mut Config,
+    get: &dyn Fn(&str) -> Option<String>,
+    env: &Settings,
+) -> Result<()> {
+    if let Some(v) = get(KSC_ID_TOKEN_SOURCE) {
+        c.id_token_source = match v.to_ascii_lowercase().as_str() {
+            "auto" => IdentitySource::Auto,
+            "token" => IdentitySource::Token,
+            "file" => IdentitySource::File,
+            "client" => IdentitySource::Client,
+            "github" => IdentitySource::Github,
+            _ => {
+                return Err(Error::config(
+                    KSC_ID_TOKEN_SOURCE,
+                    format!(
+                        "{v:?} is not an identity source (auto, token, file, client or github)"
+                    ),
+                ))
+            }
+        };
+    }
+    c.id_token_file = get(KSC_ID_TOKEN_FILE).map(PathBuf::from);
+    if let Some(a) = get(KSC_OIDC_AUDIENCE) {
+        if a.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+            return Err(Error::config(
+                KSC_OIDC_AUDIENCE,
+                format!("{a:?} contains whitespace; give the one audience KeyServer expects"),
+            ));
+        }
+        c.oidc_audience = Some(a);
+    }
+    let ambient = |k: &str| {
+        env.get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let (url, token) = (
+        ambient(ACTIONS_ID_TOKEN_REQUEST_URL),
+        ambient(ACTIONS_ID_TOKEN_REQUEST_TOKEN),
+    );
+    let others = c.id_token.is_some()
+        || c.id_token_file.is_some()
+        || (c.auth_server.is_some() && c.client_id.is_some() && c.client_secret.is_some());
+    let github_wanted = match c.id_token_source {
+        IdentitySource::Github => true,
+        IdentitySource::Auto => !others,
+        _ => false,
+    };
+    match (url, token) {
+        (Some(url), Some(token)) => {
+            if github_wanted {
+                check_request_url(&url)?;
+                if token
+                    .chars()
+                    .any(|ch| ch.is_whitespace() || ch.is_control())
+                {
+                    return Err(Error::config(
+                        ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+                        "contains whitespace; it must be the runner's value as given",
+                    ));
+                }
+            }
+            c.github_oidc = Some(GithubOidc {
+                request_url: url,
+                request_token: token,
+            });
+        }
+        (url, _) if c.id_token_source == IdentitySource::Github => {
+            let missing = if url.is_none() {
+                ACTIONS_ID_TOKEN_REQUEST_URL
+            } else {
+                ACTIONS_ID_TOKEN_REQUEST_TOKEN
+            };
+            return Err(Error::config(
+                KSC_ID_TOKEN_SOURCE,
+                format!("github needs {missing}, which GitHub Actions sets only in a job with `permissions: id-token: write`"),
+            ));
+        }
+        _ => {}
+    }
+    let missing = match c.id_token_source {
+        IdentitySource::Token if c.id_token.is_none() => Some(KSC_ID_TOKEN),
+        IdentitySource::File if c.id_token_file.is_none() => Some(KSC_ID_TOKEN_FILE),
+        IdentitySource::Client
+            if c.auth_server.is_none() || c.client_id.is_none() || c.client_secret.is_none() =>
+        {
+            Some("KSC_AUTH_SERVER, KSC_CLIENT_ID and KSC_CLIENT_SECRET")
+        }
+        _ => None,
+    };
+    if let Some(m) = missing {
+        return Err(Error::config(
+            KSC_ID_TOKEN_SOURCE,
+            format!("{} is chosen but {m} is not set", c.id_token_source.name()),
+        ));
+    }
+    Ok(())
+}
+
+/// GitHub's request URL: like [`check_url`] (https, or http to this machine only, since the
+/// request token is a secret) but with its query, which carries the API version.
+fn check_request_url(value: &str) -> Result<()> {
+    let var = ACTIONS_ID_TOKEN_REQUEST_URL;
+    let url =
+        reqwest::Url::parse(value).map_err(|e| Error::config(var, format!("is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => return Err(Error::config(var, "has no host")),
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(Error::config(
+            var,
+            "must be an https:// URL (http only to localhost)",
+        )),
+    }
 }
 
 /// Checks a base URL: http(s) scheme, a host, no query or fragment; returns it without a
@@ -914,7 +1190,7 @@ mod tests {
         ]);
         let eff = Config::effective_settings(&ov, &env).unwrap();
         let get = |n: &str| eff.iter().find(|e| e.name == n).unwrap().clone();
-        assert_eq!(eff.len(), ALL_VARIABLES.len());
+        assert_eq!(eff.len(), ALL_VARIABLES.len() + AMBIENT_VARIABLES.len());
         assert_eq!(get(KSC_API_SERVER).source, Source::File(file.clone()));
         assert_eq!(get(KSC_DEADLINE).value.as_deref(), Some("40s"));
         assert_eq!(get(KSC_DEADLINE).source, Source::Override);

@@ -13,9 +13,7 @@ use base64::Engine as _;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
-use ks_common::config::{
-    ALL_VARIABLES, KSC_API_SERVER, KSC_CLIENT_ID, KSC_CLIENT_SECRET, KSC_CONFIG, KSC_ID_TOKEN,
-};
+use ks_common::config::{ALL_VARIABLES, AMBIENT_VARIABLES, KSC_API_SERVER, KSC_CONFIG};
 use ks_common::duration::{format_duration, parse_duration};
 use ks_common::error::{Error, ErrorKind};
 use ks_common::hash::HashAlg;
@@ -57,7 +55,8 @@ Exit codes:
   13  operation exhausted (every permitted use spent)
   20  signature verification failed
 
-Environment: KSC_API_SERVER, KSC_ID_TOKEN or KSC_AUTH_SERVER + KSC_CLIENT_ID + KSC_CLIENT_SECRET,
+Environment: KSC_API_SERVER, KSC_ID_TOKEN, KSC_ID_TOKEN_FILE or KSC_AUTH_SERVER + KSC_CLIENT_ID +
+KSC_CLIENT_SECRET (in GitHub Actions: KSC_OIDC_AUDIENCE; choose with KSC_ID_TOKEN_SOURCE),
 KSC_OPERATION_ID, KSC_OPERATION_DESCRIPTION, KSC_CA_FILE, KSC_HTTP_CLIENT_TIMEOUT,
 KSC_APPROVAL_TIMEOUT, KSC_APPROVAL_URL, KSC_LOG, KSC_LOG_FORMAT, KSC_CONFIG.
 Precedence: command-line flags > environment > config file > defaults.";
@@ -92,7 +91,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print a bearer token (KSC_ID_TOKEN, or a fresh one by client credentials).
+    /// Print a bearer token (KSC_ID_TOKEN, the token file's, GitHub's, or one by client credentials).
     #[command(after_help = "Example:\n  export KSC_ID_TOKEN=$(ksc token)")]
     Token,
     /// List the keys: id, algorithm, size or curve, approvers, certificate subject and expiry.
@@ -366,8 +365,11 @@ fn main() -> ExitCode {
 /// Command-line flags > environment > config file > defaults: the flags replace the
 /// environment's value before the library applies its own order (file < environment).
 fn cli_settings(cli: &Cli) -> (Settings, Vec<(&'static str, &'static str)>) {
+    // Command-line flags > environment > config file > defaults: the flags replace the
+    // environment's value before the library applies its own order (file < environment).
     let mut settings: Settings = ALL_VARIABLES
         .iter()
+        .chain(AMBIENT_VARIABLES.iter())
         .filter_map(|v| std::env::var(v).ok().map(|val| (v.to_string(), val)))
         .collect();
     let mut flags = Vec::new();
@@ -402,11 +404,8 @@ fn run(cli: Cli) -> Result<(), Error> {
     let (settings, _) = cli_settings(&cli);
     let config = Config::resolve(&Settings::new(), &settings)?;
     ks_common::logging::init(&config);
-    if config.id_token.is_some() && config.has_client_credentials() {
-        eprintln!(
-            "ksc: both {KSC_ID_TOKEN} and {KSC_CLIENT_ID}/{KSC_CLIENT_SECRET} are set; using {KSC_ID_TOKEN} (a given token always wins over logging in); unset {KSC_ID_TOKEN} to log in as client {:?}",
-            config.client_id.as_deref().unwrap_or_default()
-        );
+    if let Some(notice) = ks_common::token::identity_notice(&config) {
+        eprintln!("ksc: {notice}");
     }
     // The digest policy's per-process opt-in, as `signer::connect` sets it for the libraries.
     ks_common::digest_policy::set_allow_sha1(ks_common::digest_policy::allow_sha1_from_env()?);

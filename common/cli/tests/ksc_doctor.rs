@@ -189,10 +189,10 @@ fn sources_are_flag_env_file_and_default() {
         (&token["value"], &token["set"]),
         (&Value::Null, &false.into())
     );
-    // Every variable the library reads is listed, from the one table in config.rs.
+    // Every variable the library reads is listed, from the tables in config.rs.
     assert_eq!(
         v["settings"].as_array().map(Vec::len),
-        Some(ks_common::config::ALL_VARIABLES.len())
+        Some(ks_common::config::ALL_VARIABLES.len() + ks_common::config::AMBIENT_VARIABLES.len())
     );
     // The operation check has nothing to look at.
     assert_eq!(check(&v, "operation")["status"], "skip");
@@ -545,4 +545,55 @@ fn an_operation_of_another_identity_is_pointed_out() {
             .contains("created by orderer-clientkey1, not by this identity (orderer-client)"),
         "{out}"
     );
+}
+
+#[test]
+fn github_request_token_is_masked_and_a_token_file_is_checked() {
+    let srv = DevServer::start();
+    let request_token = "doctor-github-request-token-0815";
+    // Explicit client credentials win over the runner's ambient GitHub variables.
+    let env = with(
+        with(
+            user_settings(&srv, ORDERER),
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            request_token,
+        ),
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "https://token.actions.example/oidc?api-version=2.0",
+    );
+    let (code, out, err) = doctor(&env, &[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        !out.contains(request_token) && !err.contains(request_token),
+        "{out}{err}"
+    );
+    let shown = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("ACTIONS_ID_TOKEN_REQUEST_TOKEN"))
+        .expect("the runner's request token is listed");
+    assert!(shown.contains("env"), "{shown}");
+
+    // A token file: read for the auth check, never shown.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("id-token");
+    let token = srv.token(ORDERER);
+    std::fs::write(&file, &token).unwrap();
+    let mut env: Vec<(String, String)> = user_settings(&srv, ORDERER)
+        .into_iter()
+        .filter(|(k, _)| k != "KSC_CLIENT_ID" && k != "KSC_CLIENT_SECRET" && k != "KSC_AUTH_SERVER")
+        .collect();
+    env.push(("KSC_ID_TOKEN_FILE".into(), file.display().to_string()));
+    let (code, out, err) = doctor(&env, &[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert_eq!(status_of(&out, "auth"), "ok", "{out}");
+    for part in token.split('.') {
+        assert!(!out.contains(part) && !err.contains(part), "{out}{err}");
+    }
+    // The same file emptied: auth fails naming the setting, the catalog is skipped.
+    std::fs::write(&file, "").unwrap();
+    let (code, out, err) = doctor(&env, &[]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(line(&out, "auth").starts_with("  FAIL"), "{out}");
+    assert!(out.contains("KSC_ID_TOKEN_FILE"), "{out}");
+    assert_eq!(status_of(&out, "keys"), "skip", "{out}");
 }

@@ -145,7 +145,7 @@ fn flags_beat_environment_beat_config_file() {
     assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains(
-            "both KSC_ID_TOKEN and KSC_CLIENT_ID/KSC_CLIENT_SECRET are set; using KSC_ID_TOKEN"
+            "ksc: using KSC_ID_TOKEN (a given token always wins over logging in); also set but not used: KSC_CLIENT_ID/KSC_CLIENT_SECRET"
         ),
         "{stderr}"
     );

@@ -11,14 +11,16 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::cache::DiskCache;
-use crate::config::{Config, KSC_AUTH_SERVER, KSC_ID_TOKEN};
+use crate::config::{
+    Config, ACTIONS_ID_TOKEN_REQUEST_URL, KSC_AUTH_SERVER, KSC_DEADLINE, KSC_ID_TOKEN,
+};
 use crate::duration::format_duration;
 use crate::error::{from_server_reply, Error, ErrorKind, Result};
 use crate::flight::Flight;
 use crate::http::{join_url, CallDeadline, Http, Request, Response, RetryPolicy};
 use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
-use crate::token::{jwt_expiry, TokenSource};
+use crate::token::{jwt_expiry, refused_remedy, Identity, TokenSource};
 use crate::trust::UntrustedKey;
 
 mod key_catalog;
@@ -102,7 +104,17 @@ impl Client {
         self.tokens.get(&self.config, &self.http).map_err(|e| {
             // A token that had to be fetched failed at the auth server: name that setting,
             // not the API server's.
-            let fetched = self.config.id_token.is_none() && self.config.has_client_credentials();
+            let identity = Identity::of(&self.config);
+            // GitHub's token service did not answer: the generic network advice would name
+            // KeyServer's settings, which are not involved.
+            if identity == Identity::Github
+                && matches!(e.kind(), ErrorKind::Network | ErrorKind::RateLimited)
+            {
+                return e.with_remedy(format!(
+                    "GitHub Actions' token service ({ACTIONS_ID_TOKEN_REQUEST_URL}, set by the runner) did not answer or failed: check the job's network, then retry; or raise {KSC_DEADLINE}"
+                ));
+            }
+            let fetched = identity == Identity::Client;
             if fetched && !e.has_own_remedy() && e.kind() != ErrorKind::Internal {
                 let auth = self.config.auth_server.as_deref().unwrap_or("");
                 e.with_remedy(format!(
@@ -147,9 +159,24 @@ impl Client {
             )),
             None => None,
         };
-        let mut refreshed = false;
+        // The 401 and the token it refused, once a fresh token was asked for.
+        let mut refused: Option<(Response, String)> = None;
         loop {
-            let token = self.token()?;
+            let token = match self.token() {
+                Ok(t) => t,
+                // A token file still holding the refused token: the server's reason says more
+                // than "the file holds no newer one".
+                Err(e)
+                    if e.kind() == ErrorKind::Auth
+                        && matches!(Identity::of(&self.config), Identity::File(_)) =>
+                {
+                    return Err(match &refused {
+                        Some((resp, old)) => auth_error(resp, old, &self.config),
+                        None => e,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
             let req = Request {
                 method: method.clone(),
                 url: url.clone(),
@@ -160,10 +187,10 @@ impl Client {
             let resp = self.http.execute(&req, policy)?;
             log::debug!("{} {} -> HTTP {}", req.method, req.url.path(), resp.status);
             if resp.status == 401 {
-                if !refreshed && self.tokens.can_refresh(&self.config) {
+                if refused.is_none() && self.tokens.can_refresh(&self.config) {
                     log::info!("token refused (HTTP 401); fetching a new one");
                     self.tokens.invalidate(&token, &self.config);
-                    refreshed = true;
+                    refused = Some((resp, token));
                     continue;
                 }
                 return Err(auth_error(&resp, &token, &self.config));
@@ -370,7 +397,9 @@ fn auth_error(resp: &Response, token: &str, config: &Config) -> Error {
             .with_server(401, e.server_code().map(String::from), None);
         }
     }
-    if config.id_token.is_some() && !config.has_client_credentials() {
+    if let Some(r) = refused_remedy(config, token) {
+        e = e.with_remedy(r);
+    } else if Identity::of(config) == Identity::Token && !config.has_client_credentials() {
         e = e.with_remedy(format!(
             "fetch a new token (export {KSC_ID_TOKEN}=$(ksc token)) or configure client credentials for automatic refresh"
         ));

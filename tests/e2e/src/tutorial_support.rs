@@ -131,13 +131,18 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
-/// A command with no inherited `KSC_*` or `OPENSSL_*` variable, so the
+/// A command with no inherited `KSC_*`, `OPENSSL_*` or GitHub identity variable, so the
 /// caller's environment cannot change what a test exercises.
 pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
-        if k.starts_with("KSC_") || k.starts_with("OPENSSL_") || k == "CARGO_TARGET_DIR" {
+        // ACTIONS_ID_TOKEN_REQUEST_*: GitHub's ambient identity, when the suites run in a job.
+        if k.starts_with("KSC_")
+            || k.starts_with("OPENSSL_")
+            || k.starts_with("ACTIONS_ID_TOKEN_REQUEST_")
+            || k == "CARGO_TARGET_DIR"
+        {
             cmd.env_remove(&*k);
         }
     }

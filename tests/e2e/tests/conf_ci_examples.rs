@@ -1,14 +1,18 @@
 //! The CI examples in conf/ci/: parsed as YAML, checked for the parts that
 //! make them work (GitLab `id_tokens` as KSC_ID_TOKEN, GitHub's `id-token:
-//! write`), and their signing commands run against the dev KeyServer with a
-//! dev token, an approver approving while the job waits.
+//! write` and ksc's built-in GitHub OIDC identity, every KSC_* setting one the
+//! README documents), and their signing commands run against the dev
+//! KeyServer, an approver approving while the job waits: GitLab's with a dev
+//! token as its id_token, GitHub's with tokens from a stand-in for GitHub's
+//! token service that the dev KeyServer trusts.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ks_devserver::harness::DevServer;
+use ks_devserver::harness::{DevServer, TestIssuer};
+use ks_e2e::github_oidc_support::{server_trusting_audience, GithubTokenService};
 use ks_e2e::tutorial_support::{
     artefact, clean_command, openssl_verify_with_cert, repo_file, run_ok, tool,
 };
@@ -69,6 +73,21 @@ fn firmware(dir: &Path) -> PathBuf {
     f
 }
 
+/// Every `KSC_*` setting the example sets is a row of the README's
+/// Configuration table, and a `KSC_ID_TOKEN_SOURCE` value is one it lists.
+fn settings_are_documented(vars: &BTreeMap<String, String>) {
+    let readme = std::fs::read_to_string(repo_file("README.md")).expect("README");
+    for (k, v) in vars.iter().filter(|(k, _)| k.starts_with("KSC_")) {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{k}`")))
+            .unwrap_or_else(|| panic!("{k} is not in the README's Configuration table"));
+        if k == "KSC_ID_TOKEN_SOURCE" {
+            assert!(row.contains(&format!("`{v}`")), "{k}={v} is not documented");
+        }
+    }
+}
+
 fn check_signatures(fw: &Path) {
     for key in ["key1", "key4"] {
         let sig = PathBuf::from(format!("{}.{key}.sig", fw.display()));
@@ -87,6 +106,13 @@ fn gitlab_job_uses_its_id_token_and_signs_after_approval() {
         .as_str()
         .expect("id_tokens: KSC_ID_TOKEN: aud");
     assert!(aud.starts_with("https://"), "{aud}");
+    let vars = string_map(&job["variables"]);
+    assert_eq!(
+        vars.get("KSC_ID_TOKEN_SOURCE").map(String::as_str),
+        Some("token"),
+        "the job's id_token is chosen explicitly"
+    );
+    settings_are_documented(&vars);
     assert_eq!(job["retry"].as_u64(), Some(0), "no automatic retries");
     let stages: Vec<&str> = yaml["stages"]
         .as_sequence()
@@ -177,26 +203,27 @@ fn github_workflow_requests_an_oidc_token_and_signs_after_approval() {
     );
     let job = &yaml["jobs"]["sign"];
     let steps = job["steps"].as_sequence().expect("steps");
-    let token_step = steps
-        .iter()
-        .find(|s| s["id"].as_str() == Some("token"))
-        .expect("a token step");
-    let token_run = token_step["run"].as_str().expect("token step run");
-    for part in [
-        "ACTIONS_ID_TOKEN_REQUEST_URL",
-        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-        "::add-mask::",
-        "KSC_ID_TOKEN=",
-        "$GITHUB_ENV",
-    ] {
-        assert!(
-            token_run.contains(part),
-            "token step lacks {part}: {token_run}"
-        );
+    // ksc fetches GitHub's token itself: no step does it by hand.
+    for step in steps {
+        let run = step["run"].as_str().unwrap_or_default();
+        for part in ["curl", "jq ", "ACTIONS_ID_TOKEN_REQUEST", "KSC_ID_TOKEN="] {
+            assert!(!run.contains(part), "a step still handles tokens: {run}");
+        }
     }
+    let vars = string_map(&job["env"]);
+    assert_eq!(
+        vars.get("KSC_ID_TOKEN_SOURCE").map(String::as_str),
+        Some("github")
+    );
+    let audience = vars.get("KSC_OIDC_AUDIENCE").expect("KSC_OIDC_AUDIENCE");
+    assert!(audience.starts_with("https://"), "{audience}");
+    settings_are_documented(&vars);
 
-    let server = DevServer::start();
     let tmp = tempfile::tempdir().expect("tempdir");
+    let issuer = TestIssuer::new();
+    let server = server_trusting_audience(&issuer, tmp.path(), audience);
+    let request_token = "ghs_runner-request-token-for-this-job";
+    let gh = GithubTokenService::start(issuer, request_token, 300);
     let fw = firmware(tmp.path());
     let github_env = tmp.path().join("github_env");
     std::fs::write(&github_env, "").expect("GITHUB_ENV");
@@ -217,20 +244,20 @@ fn github_workflow_requests_an_oidc_token_and_signs_after_approval() {
         .collect();
     base.extend(tools_env(tmp.path(), &server));
     base.push(("GITHUB_ENV".into(), github_env.display().to_string()));
-    // What the token step would have written: the dev token.
-    std::fs::write(
-        &github_env,
-        format!("KSC_ID_TOKEN={}\n", server.token("orderer-client")),
-    )
-    .expect("GITHUB_ENV");
+    // What the runner sets in a job with `id-token: write`.
+    base.push(("ACTIONS_ID_TOKEN_REQUEST_URL".into(), gh.request_url()));
+    base.push((
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN".into(),
+        request_token.into(),
+    ));
 
     let mut ran = Vec::new();
     for step in steps {
         let (Some(id), Some(run)) = (step["id"].as_str(), step["run"].as_str()) else {
             continue; // `uses:` steps (checkout, upload) are GitHub's own
         };
-        if id == "build" || id == "token" {
-            continue; // the user's build, and GitHub's OIDC endpoint
+        if id == "build" {
+            continue; // the user's build
         }
         // GitHub runs each step with `sh -e` in a container, with the job's
         // env and whatever earlier steps appended to $GITHUB_ENV.
@@ -244,6 +271,8 @@ fn github_workflow_requests_an_oidc_token_and_signs_after_approval() {
         }
         let out = run_ok(cmd.args(["-e", "-c", run]).current_dir(tmp.path()));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains(request_token), "{stderr}");
         if id == "operation" {
             let appended = std::fs::read_to_string(&github_env).expect("GITHUB_ENV");
             let op = appended
@@ -269,6 +298,8 @@ fn github_workflow_requests_an_oidc_token_and_signs_after_approval() {
     }
     assert_eq!(ran, ["operation", "approval", "sign"]);
     check_signatures(&fw);
+    assert!(gh.hits() >= 3, "every step fetched GitHub's token itself");
+    assert_eq!(gh.refused(), 0);
 }
 
 #[test]

@@ -66,6 +66,9 @@ fn ksc_conf_example_documents_every_setting_and_feeds_ksc_and_the_provider() {
         "KSC_DEADLINE",
         "KSC_SIGNING_CA_FILE",
         "KSC_KEY_PINS",
+        "KSC_ID_TOKEN_FILE",
+        "KSC_ID_TOKEN_SOURCE",
+        "KSC_OIDC_AUDIENCE",
     ] {
         assert!(
             text.lines()

@@ -4,16 +4,16 @@
 
 use std::process::{Command, Output};
 
-use ks_common::config::ALL_VARIABLES;
+use ks_common::config::{ALL_VARIABLES, AMBIENT_VARIABLES};
 
 #[path = "../../../tests/support/mod.rs"]
 mod shared;
 pub use shared::*;
 
-/// Runs the real `ksc` binary with exactly these KSC_* variables.
+/// Runs the real `ksc` binary with exactly these KSC_* (and CI runner) variables.
 pub fn ksc_cmd(env: &[(String, String)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ksc"));
-    for v in ALL_VARIABLES {
+    for v in ALL_VARIABLES.iter().chain(AMBIENT_VARIABLES.iter()) {
         cmd.env_remove(v);
     }
     cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
