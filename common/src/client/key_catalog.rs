@@ -127,11 +127,42 @@ impl Client {
         self.trusted(cat.keys, false)
     }
 
+    /// The trust settings, parsed once per version of `KSC_SIGNING_CA_FILE` (its mtime and
+    /// size): a changed file is read again, a file that cannot be read or parsed is an error each
+    /// time, as before. The file is read and parsed with no lock held.
+    fn trust_policy(&self) -> Result<Option<Arc<TrustPolicy>>> {
+        let config = &self.config;
+        if config.signing_ca_file.is_none() && config.key_pins.is_empty() {
+            return Ok(None);
+        }
+        let stamp = config
+            .signing_ca_file
+            .as_deref()
+            .map(|p| std::fs::metadata(p).map(|m| (m.modified().ok(), m.len())));
+        let stamp = match stamp {
+            // Unreadable: from_config names the file and the reason.
+            Some(Err(_)) => return TrustPolicy::from_config(config).map(|p| p.map(Arc::new)),
+            Some(Ok(s)) => Some(s),
+            None => None,
+        };
+        let lock = || self.trust.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached_stamp, policy)) = lock().as_ref() {
+            if *cached_stamp == stamp {
+                return Ok(Some(Arc::clone(policy)));
+            }
+        }
+        let Some(policy) = TrustPolicy::from_config(config)?.map(Arc::new) else {
+            return Ok(None);
+        };
+        *lock() = Some((stamp, Arc::clone(&policy)));
+        Ok(Some(policy))
+    }
+
     /// Applies `KSC_SIGNING_CA_FILE`/`KSC_KEY_PINS` to a catalog, from the server or from the
     /// per-user cache alike: refused keys are left out (with one warning each) and kept aside
     /// with the reason.
     fn trusted(&self, keys: Vec<KeyEntry>, from_cache: bool) -> Result<Loaded> {
-        let (keys, untrusted) = match TrustPolicy::from_config(&self.config)? {
+        let (keys, untrusted) = match self.trust_policy()? {
             Some(policy) => {
                 let (trusted, untrusted) = policy.partition(keys, std::time::SystemTime::now());
                 for u in &untrusted {
