@@ -218,3 +218,47 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const CA_RSA: &str = include_str!("../../tests/data/trust/ca-rsa.pem");
+    const CA_EC: &str = include_str!("../../tests/data/trust/ca-ec.pem");
+
+    #[test]
+    fn trust_policy_is_parsed_once_per_version_of_the_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, CA_RSA).unwrap();
+        let client = Client::new(Config {
+            signing_ca_file: Some(path.clone()),
+            cache: false,
+            ..Config::default()
+        });
+        let first = client.trust_policy().unwrap().unwrap();
+        let again = client.trust_policy().unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "parsed again");
+        // Another version of the file (another size) is read again.
+        std::fs::write(&path, format!("{CA_RSA}{CA_EC}")).unwrap();
+        let changed = client.trust_policy().unwrap().unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &changed),
+            "a changed file was not read"
+        );
+        // A broken or missing file is an error on every load, as before.
+        std::fs::write(&path, "not a certificate").unwrap();
+        assert!(client.trust_policy().is_err());
+        assert!(client.trust_policy().is_err());
+        std::fs::remove_file(&path).unwrap();
+        let e = client.trust_policy().unwrap_err();
+        assert!(e.to_string().contains("ca.pem"), "{e}");
+        // Neither setting: no policy, nothing read.
+        let open = Client::new(Config {
+            cache: false,
+            ..Config::default()
+        });
+        assert!(open.trust_policy().unwrap().is_none());
+    }
+}
