@@ -9,7 +9,7 @@
 //! AWS-LC algorithm takes (P-384 with SHA-1, P-256/P-384 with 28 bytes, any other length), and
 //! keys AWS-LC refuses to parse.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use aws_lc_rs::digest::{self as lc_digest, Digest};
 use aws_lc_rs::rsa::PublicKeyComponents;
@@ -58,9 +58,15 @@ static KEYS: Mutex<Vec<Arc<CachedKey>>> = Mutex::new(Vec::new());
 /// 3 hashes × the salt lengths an 8192-bit key allows, a few hundred KiB in the worst case.
 static PSS_PARAMS: Mutex<Vec<((HashAlg, u16), &'static RsaParameters)>> = Mutex::new(Vec::new());
 
-/// A lock whose holder panicked still guards consistent data here (only pushes and reads).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The caches are only a shortcut, so they are never waited for: a lock held elsewhere (or held
+/// by a thread that did not survive a `fork()` into this process) means "not cached", never a
+/// stall. A lock whose holder panicked still guards consistent data (only pushes and reads).
+fn lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 fn lc_hash(h: HashAlg) -> &'static lc_digest::Algorithm {
@@ -93,7 +99,8 @@ fn pss_params(h: HashAlg, salt_len: u16) -> Option<&'static RsaParameters> {
     if usize::from(salt_len) == h.output_len() {
         return Some(base);
     }
-    let mut table = lock(&PSS_PARAMS);
+    // Busy: pure Rust checks this one (leaking parameters without the table could grow).
+    let mut table = lock(&PSS_PARAMS)?;
     if let Some((_, p)) = table.iter().find(|(k, _)| *k == (h, salt_len)) {
         return Some(p);
     }
@@ -143,24 +150,27 @@ fn parsed(
     scheme: Scheme,
     parse: impl FnOnce() -> Option<ParsedPublicKey>,
 ) -> Option<Arc<ParsedPublicKey>> {
-    let entry = {
-        let mut keys = lock(&KEYS);
-        match keys.iter().find(|c| c.key == *key) {
-            Some(c) => Arc::clone(c),
-            None => {
-                if keys.len() >= MAX_KEYS {
-                    keys.remove(0);
-                }
-                let c = Arc::new(CachedKey {
-                    key: key.clone(),
-                    parsed: Mutex::new(Vec::new()),
-                });
-                keys.push(Arc::clone(&c));
-                c
+    let Some(mut keys) = lock(&KEYS) else {
+        return parse().map(Arc::new);
+    };
+    let entry = match keys.iter().find(|c| c.key == *key) {
+        Some(c) => Arc::clone(c),
+        None => {
+            if keys.len() >= MAX_KEYS {
+                keys.remove(0);
             }
+            let c = Arc::new(CachedKey {
+                key: key.clone(),
+                parsed: Mutex::new(Vec::new()),
+            });
+            keys.push(Arc::clone(&c));
+            c
         }
     };
-    let mut slots = lock(&entry.parsed);
+    drop(keys);
+    let Some(mut slots) = lock(&entry.parsed) else {
+        return parse().map(Arc::new);
+    };
     if let Some((_, p)) = slots.iter().find(|(s, _)| *s == scheme) {
         return p.clone();
     }
