@@ -1,8 +1,11 @@
-//! Local signature verification in pure Rust (rsa, p256/p384/p521).
+//! Local signature verification: AWS-LC (aws-lc-rs) where it checks the case exactly, pure
+//! Rust (rsa, p256/p384/p521) for the rest (see [`fast`] for which cases those are).
 //!
 //! Every signature KeyServer returns passes through [`verify`] before anyone sees it, so a wrong
 //! key, a server fault or an altered reply is caught here; the adapters use the same function for
 //! `C_Verify` and the provider's verify.
+
+mod fast;
 
 use ecdsa::signature::hazmat::PrehashVerifier;
 use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
@@ -11,6 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{self, HashAlg};
 use crate::keys::{EcCurve, PublicKey};
 use crate::sign::{EcdsaFormat, SignRequest};
+use fast::Checked;
 
 fn mismatch(what: &str) -> Error {
     Error::new(
@@ -23,20 +27,38 @@ fn mismatch(what: &str) -> Error {
 /// [`ErrorKind::VerificationFailed`]; a request that does not fit the key is
 /// [`ErrorKind::InvalidInput`].
 pub fn verify(key: &PublicKey, request: &SignRequest, signature: &[u8]) -> Result<()> {
+    verify_with(key, request, signature, true)
+}
+
+/// [`verify`] on the pure-Rust path alone, never AWS-LC: the reference the tests compare the
+/// AWS-LC path with, and what `examples/verify_cost.rs` measures it against.
+pub fn verify_pure_rust(key: &PublicKey, request: &SignRequest, signature: &[u8]) -> Result<()> {
+    verify_with(key, request, signature, false)
+}
+
+/// [`verify`], with the AWS-LC path on or off.
+fn verify_with(
+    key: &PublicKey,
+    request: &SignRequest,
+    signature: &[u8],
+    use_fast: bool,
+) -> Result<()> {
     match key {
-        PublicKey::Rsa { n, e } => verify_rsa(n, e, request, signature),
-        PublicKey::Ec { curve, point } => verify_ec(*curve, point, request, signature),
+        PublicKey::Rsa { n, e } => verify_rsa(key, n, e, request, signature, use_fast),
+        PublicKey::Ec { curve, point } => {
+            verify_ec(key, *curve, point, request, signature, use_fast)
+        }
     }
 }
 
-fn verify_rsa(n: &[u8], e: &[u8], request: &SignRequest, signature: &[u8]) -> Result<()> {
-    let rsa_key = RsaPublicKey::new_with_max_size(
-        BigUint::from_bytes_be(n),
-        BigUint::from_bytes_be(e),
-        // KeyServer keys go up to 4096 bits; allow larger without a separate code path.
-        16384,
-    )
-    .map_err(|err| Error::new(ErrorKind::Unsupported, format!("RSA public key: {err}")))?;
+fn verify_rsa(
+    key: &PublicKey,
+    n: &[u8],
+    e: &[u8],
+    request: &SignRequest,
+    signature: &[u8],
+    use_fast: bool,
+) -> Result<()> {
     // An RSA signature is exactly k bytes; reject other lengths before the math.
     if signature.len() != n.len() {
         return Err(mismatch(&format!(
@@ -46,9 +68,57 @@ fn verify_rsa(n: &[u8], e: &[u8], request: &SignRequest, signature: &[u8]) -> Re
         )));
     }
     let what = request.describe();
+    let fast_result = match request {
+        SignRequest::RsaPkcs1DigestInfo { digest_info } => {
+            let (alg, digest) = hash::parse_digest_info(digest_info)?;
+            // Only the canonical encoding (NULL parameters) is what AWS-LC rebuilds and compares;
+            // any other accepted DigestInfo is compared byte for byte by the pure-Rust path.
+            if use_fast && hash::digest_info(alg, &digest)? == *digest_info {
+                fast::rsa(key, alg, None, &digest, signature)
+            } else {
+                Checked::NotCovered
+            }
+        }
+        SignRequest::RsaPkcs1 { hash, digest } => {
+            hash::check_digest_len(*hash, digest)?;
+            if use_fast {
+                fast::rsa(key, *hash, None, digest, signature)
+            } else {
+                Checked::NotCovered
+            }
+        }
+        SignRequest::RsaPss {
+            hash,
+            salt_len,
+            digest,
+        } => {
+            hash::check_digest_len(*hash, digest)?;
+            if use_fast {
+                fast::rsa(key, *hash, Some(*salt_len), digest, signature)
+            } else {
+                Checked::NotCovered
+            }
+        }
+        SignRequest::Ecdsa { .. } => {
+            return Err(Error::invalid_input(
+                "an ECDSA signature cannot be checked with an RSA key",
+            ))
+        }
+    };
+    match fast_result {
+        Checked::Valid => return Ok(()),
+        Checked::Invalid => return Err(mismatch(&what)),
+        Checked::NotCovered => {}
+    }
+    let rsa_key = RsaPublicKey::new_with_max_size(
+        BigUint::from_bytes_be(n),
+        BigUint::from_bytes_be(e),
+        // KeyServer keys go up to 4096 bits; allow larger without a separate code path.
+        16384,
+    )
+    .map_err(|err| Error::new(ErrorKind::Unsupported, format!("RSA public key: {err}")))?;
     let result = match request {
         SignRequest::RsaPkcs1DigestInfo { digest_info } => {
-            hash::parse_digest_info(digest_info)?;
             rsa_key.verify(Pkcs1v15Sign::new_unprefixed(), digest_info, signature)
         }
         SignRequest::RsaPkcs1 { hash, digest } => {
@@ -60,7 +130,6 @@ fn verify_rsa(n: &[u8], e: &[u8], request: &SignRequest, signature: &[u8]) -> Re
             salt_len,
             digest,
         } => {
-            hash::check_digest_len(*hash, digest)?;
             let scheme = match hash {
                 HashAlg::Sha1 => Pss::new_with_salt::<sha1::Sha1>(*salt_len),
                 HashAlg::Sha256 => Pss::new_with_salt::<sha2::Sha256>(*salt_len),
@@ -69,16 +138,19 @@ fn verify_rsa(n: &[u8], e: &[u8], request: &SignRequest, signature: &[u8]) -> Re
             };
             rsa_key.verify(scheme, digest, signature)
         }
-        SignRequest::Ecdsa { .. } => {
-            return Err(Error::invalid_input(
-                "an ECDSA signature cannot be checked with an RSA key",
-            ))
-        }
+        SignRequest::Ecdsa { .. } => return Err(Error::internal("checked above")),
     };
     result.map_err(|_| mismatch(&what))
 }
 
-fn verify_ec(curve: EcCurve, point: &[u8], request: &SignRequest, signature: &[u8]) -> Result<()> {
+fn verify_ec(
+    key: &PublicKey,
+    curve: EcCurve,
+    point: &[u8],
+    request: &SignRequest,
+    signature: &[u8],
+    use_fast: bool,
+) -> Result<()> {
     let (digest, format) = match request {
         SignRequest::Ecdsa { digest, format } => (digest, *format),
         other => {
@@ -88,6 +160,14 @@ fn verify_ec(curve: EcCurve, point: &[u8], request: &SignRequest, signature: &[u
             )))
         }
     };
+    let name = format!("{} ECDSA", curve.name());
+    if use_fast {
+        match fast::ecdsa(key, digest, format, signature) {
+            Checked::Valid => return Ok(()),
+            Checked::Invalid => return Err(mismatch(&name)),
+            Checked::NotCovered => {}
+        }
+    }
     // ecdsa's bits2field refuses digests shorter than half the field (a SHA-256 digest with
     // P-521), although ECDSA defines them: a shorter digest is used as an integer as is. Left
     // zero-padding to the field size keeps that integer and passes the check.
@@ -99,7 +179,6 @@ fn verify_ec(curve: EcCurve, point: &[u8], request: &SignRequest, signature: &[u
         digest = &padded;
     }
     let bad_key = |_| Error::new(ErrorKind::BadResponse, "EC public key is not a valid point");
-    let name = format!("{} ECDSA", curve.name());
     // Parse failures of the signature are a mismatch too: the bytes are not a signature by this key.
     macro_rules! check {
         ($m:ident) => {{
@@ -129,6 +208,25 @@ mod tests {
 
     fn key(pem: &str) -> KeyEntry {
         KeyEntry::from_pem("k", "", pem).unwrap()
+    }
+
+    /// Verifies with the AWS-LC path and with the pure-Rust path alone, asserts that both say
+    /// the same, and names the outcome.
+    fn outcome(k: &PublicKey, r: &SignRequest, sig: &[u8]) -> &'static str {
+        let name = |res: Result<()>| match res {
+            Ok(()) => "verified",
+            Err(e) if e.kind() == ErrorKind::VerificationFailed => "caught",
+            Err(_) => "other error",
+        };
+        let fast = name(verify_with(k, r, sig, true));
+        let pure = name(verify_with(k, r, sig, false));
+        assert_eq!(
+            fast,
+            pure,
+            "AWS-LC and pure Rust disagree on {}",
+            r.describe()
+        );
+        fast
     }
 
     #[test]
@@ -315,15 +413,7 @@ mod tests {
                 ecdsa(HashAlg::Sha512),
             ),
         ];
-        let failed = |k: &PublicKey, r: &SignRequest, sig: &[u8]| {
-            verify(k, r, sig).map(|()| "verified").unwrap_or_else(|e| {
-                if e.kind() == ErrorKind::VerificationFailed {
-                    "caught"
-                } else {
-                    "other error"
-                }
-            })
-        };
+        let failed = outcome;
         for (name, pem, sig, req) in &cases {
             let k = key(pem).public_key;
             verify(&k, req, sig).unwrap_or_else(|e| panic!("{name}: genuine: {e}"));
@@ -343,6 +433,21 @@ mod tests {
                 "caught",
                 "{name}: short"
             );
+            if let (PublicKey::Ec { curve, .. }, SignRequest::Ecdsa { digest, .. }) = (&k, req) {
+                // The same signature as r || s: caught the same way.
+                let rs = ecdsa_der_to_p1363(*curve, sig).unwrap();
+                let p1363 = SignRequest::Ecdsa {
+                    digest: digest.clone(),
+                    format: EcdsaFormat::P1363,
+                };
+                assert_eq!(failed(&k, &p1363, &rs), "verified", "{name}: r||s");
+                for pos in [0, rs.len() / 2, rs.len() - 1] {
+                    let mut bad = rs.clone();
+                    bad[pos] ^= 0x01;
+                    assert_eq!(failed(&k, &p1363, &bad), "caught", "{name}: r||s {pos}");
+                }
+                assert_eq!(failed(&k, &p1363, &rs[1..]), "caught", "{name}: r||s short");
+            }
             let mut other = req.clone();
             match &mut other {
                 SignRequest::RsaPkcs1 { digest, .. }
@@ -364,6 +469,167 @@ mod tests {
                         "{name} vs {other_name}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Keys made for the test (the dev KeyServer's key cache) sign every scheme the adapters
+    /// can ask for, including the ones the AWS-LC path leaves to pure Rust (a DigestInfo without
+    /// NULL parameters, ECDSA digest lengths AWS-LC has no algorithm for): both paths agree,
+    /// the genuine signature verifies, and a flipped bit, a wrong salt length, a wrong hash, a
+    /// short signature or another key's signature is caught.
+    #[test]
+    fn every_scheme_fast_and_pure_agree() {
+        use ks_devserver::keys::{Algorithm, HashAlg as DevHash, KeyCache};
+        let cache = KeyCache::new(Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/ks-devserver-keycache"),
+        ));
+        let public = |k: &ks_devserver::keys::PrivateKey| {
+            PublicKey::from_spki_der(&k.spki_der().unwrap()).unwrap()
+        };
+        let dev = |h: HashAlg| match h {
+            HashAlg::Sha256 => DevHash::Sha256,
+            HashAlg::Sha384 => DevHash::Sha384,
+            HashAlg::Sha512 => DevHash::Sha512,
+            HashAlg::Sha1 => unreachable!(),
+        };
+        let assert_caught_when_flipped = |k: &PublicKey, req: &SignRequest, sig: &[u8]| {
+            for pos in [0, sig.len() / 2, sig.len() - 1] {
+                let mut bad = sig.to_vec();
+                bad[pos] ^= 0x10;
+                assert_ne!(outcome(k, req, &bad), "verified", "{}", req.describe());
+            }
+            assert_eq!(outcome(k, req, &sig[..sig.len() - 1]), "caught");
+        };
+        let rsa_other = public(&cache.get(Algorithm::Rsa(2048), 0).unwrap());
+        for bits in [2048, 3072, 4096] {
+            let sk = cache.get(Algorithm::Rsa(bits), 0).unwrap();
+            let k = public(&sk);
+            for h in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+                let digest = hash::digest(h, MSG);
+                // PKCS#1 v1.5, as a hash + digest and as the raw canonical DigestInfo.
+                let di = hash::digest_info(h, &digest).unwrap();
+                let sig = sk.sign_pkcs1_digest_info(&di).unwrap();
+                let req = SignRequest::RsaPkcs1 {
+                    hash: h,
+                    digest: digest.clone(),
+                };
+                assert_eq!(outcome(&k, &req, &sig), "verified", "RSA-{bits} {h}");
+                let raw = SignRequest::RsaPkcs1DigestInfo {
+                    digest_info: di.clone(),
+                };
+                assert_eq!(outcome(&k, &raw, &sig), "verified");
+                assert_caught_when_flipped(&k, &req, &sig);
+                assert_caught_when_flipped(&k, &raw, &sig);
+                // The wrong hash: the same signature claimed for the SHA-1 of the message.
+                let sha1 = SignRequest::RsaPkcs1 {
+                    hash: HashAlg::Sha1,
+                    digest: hash::digest(HashAlg::Sha1, MSG),
+                };
+                assert_eq!(outcome(&k, &sha1, &sig), "caught");
+                if bits != 2048 {
+                    assert_ne!(outcome(&rsa_other, &req, &sig), "verified");
+                }
+                // A DigestInfo without the NULL parameters: only the exact bytes verify.
+                let mut no_null = di.clone();
+                let prefix_len = di.len() - digest.len();
+                let null_at = prefix_len - 4;
+                assert_eq!(&no_null[null_at..prefix_len - 2], &[0x05, 0x00]);
+                no_null.drain(null_at..null_at + 2);
+                no_null[1] -= 2;
+                no_null[3] -= 2;
+                let odd = SignRequest::RsaPkcs1DigestInfo {
+                    digest_info: no_null.clone(),
+                };
+                let odd_sig = sk.sign_pkcs1_digest_info(&no_null).unwrap();
+                assert_eq!(outcome(&k, &odd, &odd_sig), "verified", "no NULL {h}");
+                assert_eq!(outcome(&k, &raw, &odd_sig), "caught");
+                assert_eq!(outcome(&k, &odd, &sig), "caught");
+                assert_caught_when_flipped(&k, &odd, &odd_sig);
+                // PSS with every kind of salt length the adapters pass on.
+                let max = sk.max_pss_salt(dev(h)).unwrap();
+                for salt in [0, 20, h.output_len(), max] {
+                    let sig = sk.sign_pss(dev(h), salt, &digest).unwrap();
+                    let pss = |salt_len: usize| SignRequest::RsaPss {
+                        hash: h,
+                        salt_len,
+                        digest: digest.clone(),
+                    };
+                    assert_eq!(outcome(&k, &pss(salt), &sig), "verified", "PSS {h} {salt}");
+                    assert_caught_when_flipped(&k, &pss(salt), &sig);
+                    for wrong in [salt + 1, salt.saturating_sub(1), h.output_len() + 1] {
+                        if wrong != salt {
+                            assert_eq!(outcome(&k, &pss(wrong), &sig), "caught", "salt {wrong}");
+                        }
+                    }
+                    let other_h = if h == HashAlg::Sha256 {
+                        HashAlg::Sha512
+                    } else {
+                        HashAlg::Sha256
+                    };
+                    let wrong_hash = SignRequest::RsaPss {
+                        hash: other_h,
+                        salt_len: salt,
+                        digest: hash::digest(other_h, MSG),
+                    };
+                    assert_eq!(outcome(&k, &wrong_hash, &sig), "caught");
+                    assert_eq!(outcome(&k, &req, &sig), "caught", "PSS as PKCS#1");
+                }
+            }
+        }
+        let curves = [
+            (Algorithm::EcP256, EcCurve::P256),
+            (Algorithm::EcP384, EcCurve::P384),
+            (Algorithm::EcP521, EcCurve::P521),
+        ];
+        for (alg, curve) in curves {
+            let sk = cache.get(alg, 0).unwrap();
+            let k = public(&sk);
+            let other_curve = if curve == EcCurve::P256 {
+                Algorithm::EcP384
+            } else {
+                Algorithm::EcP256
+            };
+            // Lengths AWS-LC takes (20, 32, 48, 64 bytes, and 28 on P-521) and ones it does not.
+            for len in [20, 28, 32, 48, 64, 17] {
+                let digest: Vec<u8> = hash::digest(HashAlg::Sha512, MSG)[..len].to_vec();
+                let (rs, der) = sk.sign_ecdsa(&digest).unwrap();
+                for (format, sig) in [(EcdsaFormat::P1363, &rs), (EcdsaFormat::Der, &der)] {
+                    let req = SignRequest::Ecdsa {
+                        digest: digest.clone(),
+                        format,
+                    };
+                    let what = format!("{} {len} {format:?}", curve.name());
+                    assert_eq!(outcome(&k, &req, sig), "verified", "{what}");
+                    assert_caught_when_flipped(&k, &req, sig);
+                    // The first byte: a digest longer than the field is cut to its left part.
+                    let mut wrong = digest.clone();
+                    wrong[0] ^= 1;
+                    let wrong = SignRequest::Ecdsa {
+                        digest: wrong,
+                        format,
+                    };
+                    assert_eq!(outcome(&k, &wrong, sig), "caught", "{what}");
+                    // Another hash's digest of the message (the wrong hash).
+                    let sha256 = SignRequest::Ecdsa {
+                        digest: hash::digest(HashAlg::Sha256, MSG),
+                        format,
+                    };
+                    if len != 32 {
+                        assert_eq!(outcome(&k, &sha256, sig), "caught", "{what}");
+                    }
+                }
+                let (other_rs, _) = cache
+                    .get(other_curve, 0)
+                    .unwrap()
+                    .sign_ecdsa(&digest)
+                    .unwrap();
+                let req = SignRequest::Ecdsa {
+                    digest: digest.clone(),
+                    format: EcdsaFormat::P1363,
+                };
+                assert_ne!(outcome(&k, &req, &other_rs), "verified");
             }
         }
     }

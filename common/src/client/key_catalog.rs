@@ -58,12 +58,18 @@ impl Client {
     /// (a test server reusing a port has another CA file and another catalog).
     fn catalog_entry(&self) -> Option<(String, String)> {
         let url = self.config.api_server.as_deref()?;
-        let identity = if self.config.has_client_credentials() && self.config.id_token.is_none() {
-            format!("client:{}", self.config.client_id.as_deref()?)
-        } else {
-            let token = self.config.id_token.as_deref()?;
-            let digest = crate::hash::digest(crate::HashAlg::Sha256, token.as_bytes());
-            format!("token:{}", hex::encode(&digest[..16]))
+        // Keyed by the identity the requests really use (KSC_ID_TOKEN_SOURCE decides); a token
+        // file or GitHub's token changes with every rotation, so their catalogs are not cached.
+        let identity = match crate::token::Identity::of(&self.config) {
+            crate::token::Identity::Client => {
+                format!("client:{}", self.config.client_id.as_deref()?)
+            }
+            crate::token::Identity::Token => {
+                let token = self.config.id_token.as_deref()?;
+                let digest = crate::hash::digest(crate::HashAlg::Sha256, token.as_bytes());
+                format!("token:{}", hex::encode(&digest[..16]))
+            }
+            _ => return None,
         };
         let ca = self
             .config
@@ -127,11 +133,42 @@ impl Client {
         self.trusted(cat.keys, false)
     }
 
+    /// The trust settings, parsed once per version of `KSC_SIGNING_CA_FILE` (its mtime and
+    /// size): a changed file is read again, a file that cannot be read or parsed is an error each
+    /// time, as before. The file is read and parsed with no lock held.
+    fn trust_policy(&self) -> Result<Option<Arc<TrustPolicy>>> {
+        let config = &self.config;
+        if config.signing_ca_file.is_none() && config.key_pins.is_empty() {
+            return Ok(None);
+        }
+        let stamp = config
+            .signing_ca_file
+            .as_deref()
+            .map(|p| std::fs::metadata(p).map(|m| (m.modified().ok(), m.len())));
+        let stamp = match stamp {
+            // Unreadable: from_config names the file and the reason.
+            Some(Err(_)) => return TrustPolicy::from_config(config).map(|p| p.map(Arc::new)),
+            Some(Ok(s)) => Some(s),
+            None => None,
+        };
+        let lock = || self.trust.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached_stamp, policy)) = lock().as_ref() {
+            if *cached_stamp == stamp {
+                return Ok(Some(Arc::clone(policy)));
+            }
+        }
+        let Some(policy) = TrustPolicy::from_config(config)?.map(Arc::new) else {
+            return Ok(None);
+        };
+        *lock() = Some((stamp, Arc::clone(&policy)));
+        Ok(Some(policy))
+    }
+
     /// Applies `KSC_SIGNING_CA_FILE`/`KSC_KEY_PINS` to a catalog, from the server or from the
     /// per-user cache alike: refused keys are left out (with one warning each) and kept aside
     /// with the reason.
     fn trusted(&self, keys: Vec<KeyEntry>, from_cache: bool) -> Result<Loaded> {
-        let (keys, untrusted) = match TrustPolicy::from_config(&self.config)? {
+        let (keys, untrusted) = match self.trust_policy()? {
             Some(policy) => {
                 let (trusted, untrusted) = policy.partition(keys, std::time::SystemTime::now());
                 for u in &untrusted {
@@ -185,5 +222,76 @@ impl Client {
             }
             other => Ok((other?, loaded.from_cache)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const CA_RSA: &str = include_str!("../../tests/data/trust/ca-rsa.pem");
+    const CA_EC: &str = include_str!("../../tests/data/trust/ca-ec.pem");
+
+    #[test]
+    fn trust_policy_is_parsed_once_per_version_of_the_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, CA_RSA).unwrap();
+        let client = Client::new(Config {
+            signing_ca_file: Some(path.clone()),
+            cache: false,
+            ..Config::default()
+        });
+        let first = client.trust_policy().unwrap().unwrap();
+        let again = client.trust_policy().unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "parsed again");
+        // Another version of the file (another size) is read again.
+        std::fs::write(&path, format!("{CA_RSA}{CA_EC}")).unwrap();
+        let changed = client.trust_policy().unwrap().unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &changed),
+            "a changed file was not read"
+        );
+        // A broken or missing file is an error on every load, as before.
+        std::fs::write(&path, "not a certificate").unwrap();
+        assert!(client.trust_policy().is_err());
+        assert!(client.trust_policy().is_err());
+        std::fs::remove_file(&path).unwrap();
+        let e = client.trust_policy().unwrap_err();
+        assert!(e.to_string().contains("ca.pem"), "{e}");
+        // Neither setting: no policy, nothing read.
+        let open = Client::new(Config {
+            cache: false,
+            ..Config::default()
+        });
+        assert!(open.trust_policy().unwrap().is_none());
+    }
+
+    #[test]
+    fn catalog_cache_entry_follows_the_identity_in_use() {
+        let base = Config {
+            api_server: Some("https://ks.example".into()),
+            auth_server: Some("https://auth.example".into()),
+            client_id: Some("ci-client".into()),
+            client_secret: Some("s3cret".into()),
+            cache: false,
+            ..Config::default()
+        };
+        let entry = |c: Config| Client::new(c).catalog_entry().map(|(_, id)| id);
+        assert_eq!(entry(base.clone()).as_deref(), Some("client:ci-client"));
+        // A token file wins over client credentials: its tokens rotate, so nothing is cached
+        // (before, the catalog was filed under the client it was not fetched with).
+        let with_file = Config {
+            id_token_file: Some("/run/ks/token".into()),
+            ..base.clone()
+        };
+        assert_eq!(entry(with_file), None);
+        let with_token = Config {
+            id_token: Some("a.b.c".into()),
+            ..base
+        };
+        let id = entry(with_token).unwrap_or_default();
+        assert!(id.starts_with("token:") && !id.contains("a.b.c"), "{id}");
     }
 }

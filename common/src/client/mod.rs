@@ -4,7 +4,7 @@
 //! catalog cache. Every method is synchronous and may be called from many threads at once.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -21,7 +21,7 @@ use crate::http::{join_url, CallDeadline, Http, Request, Response, RetryPolicy};
 use crate::keys::KeyEntry;
 use crate::operation::{parse_created_id, OperationSpec, OperationState, OperationStatus};
 use crate::token::{jwt_expiry, refused_remedy, Identity, TokenSource};
-use crate::trust::UntrustedKey;
+use crate::trust::{TrustPolicy, UntrustedKey};
 
 mod key_catalog;
 mod sign;
@@ -55,7 +55,13 @@ pub struct Client {
     /// extension fields or from a sign reply echoing our requestid. Until then a sign order is
     /// only retried when it provably never reached the server.
     requestid_supported: AtomicBool,
+    /// `KSC_SIGNING_CA_FILE`/`KSC_KEY_PINS` parsed, with the CA file's (mtime, size) when it
+    /// was read: reused by every catalog load until the file changes.
+    trust: Mutex<Option<(TrustStamp, Arc<TrustPolicy>)>>,
 }
+
+/// What identifies one version of the signing CA file (`None`: no file, pins only).
+type TrustStamp = Option<(Option<std::time::SystemTime>, u64)>;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,10 +84,14 @@ impl Client {
 
     /// A client for `config`; does no I/O (the HTTPS client is created on first use).
     pub fn new(config: Config) -> Client {
+        // The directory is named once; the token source gets its own handle on it.
+        let disk = DiskCache::from_config(&config);
+        let token_disk = disk.as_ref().map(|d| DiskCache::at(d.dir().to_path_buf()));
         Client {
             http: Http::new(&config),
-            tokens: TokenSource::with_cache(DiskCache::from_config(&config)),
-            disk: DiskCache::from_config(&config),
+            tokens: TokenSource::with_cache(token_disk),
+            disk,
+            trust: Mutex::new(None),
             config,
             keys: Flight::new(),
             requestid_supported: AtomicBool::new(false),

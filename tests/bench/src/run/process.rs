@@ -13,6 +13,39 @@ use crate::measure::{median, ms, process_cpu, ratio, run_child, ChildRun};
 use super::setup::{base_command, counters, delta, Paths, Server, Setup};
 use super::KEYS;
 
+/// With `KS_BENCH_CALLGRIND_DIR` set: each variant once more under `valgrind --tool=callgrind`
+/// (not timed), its profile in `<dir>/<keyid>-<variant>.callgrind`, for `callgrind_annotate`.
+fn profile(
+    dir: &Path,
+    keyid: &str,
+    variants: &[(&str, Vec<String>)],
+    command: &dyn Fn(&[String]) -> Command,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (v, args) in variants {
+        let plain = command(args);
+        let mut cmd = Command::new("valgrind");
+        cmd.arg("--tool=callgrind")
+            .arg(format!(
+                "--callgrind-out-file={}",
+                dir.join(format!("{keyid}-{v}.callgrind")).display()
+            ))
+            .arg(plain.get_program())
+            .args(plain.get_args());
+        if let Some(d) = plain.get_current_dir() {
+            cmd.current_dir(d);
+        }
+        for (k, val) in plain.get_envs() {
+            match val {
+                Some(val) => cmd.env(k, val),
+                None => cmd.env_remove(k),
+            };
+        }
+        run_child(&mut cmd).map_err(|e| format!("callgrind of {keyid} {v}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Figure 1: one `openssl dgst` per signature.
 pub(super) fn per_process(
     paths: &Paths,
@@ -98,6 +131,9 @@ pub(super) fn per_process(
                 .arg(&setup.data);
             run_child(&mut verify)
                 .map_err(|e| format!("{v} signature of {keyid} does not verify: {e}"))?;
+        }
+        if let Some(dir) = std::env::var_os("KS_BENCH_CALLGRIND_DIR") {
+            profile(Path::new(&dir), keyid, &variants, &command)?;
         }
         let mut walls: [Vec<f64>; 3] = Default::default();
         let mut rss: [Vec<f64>; 3] = Default::default();

@@ -29,9 +29,10 @@ pub(super) fn targets(
                 b["via"].as_str().unwrap_or(""),
                 b["key_type"].as_str().unwrap_or("")
             ),
-            ">= 0.90 of floor",
+            // Issue 14's target (issue 8 asked for 0.90).
+            ">= 0.95 of floor",
             format!("{r:.3}"),
-            r >= 0.9,
+            r >= 0.95,
         ));
     }
     for b in batch.iter().filter(|b| b["threads"] == 4) {
@@ -73,9 +74,10 @@ pub(super) fn targets(
         let w = f(&p["wall_ratio_to_local"]);
         out.push(target(
             &format!("{label}: wall"),
-            "<= 2.0x local",
+            // Issue 14's target (issue 8 asked for 2.0x).
+            "<= 1.4x local",
             format!("{w:.2}x"),
-            w <= 2.0,
+            w <= 1.4,
         ));
         if p["variant"] == "provider" {
             let m = f(&p["rss_over_local_mib"]);
