@@ -270,7 +270,10 @@ fn an_edited_config_is_kept_on_reinstall_and_on_uninstall() {
     std::fs::write(&conf, &edited).expect("edit ksc.conf");
     let log = install(&[], &dest);
     assert_eq!(std::fs::read_to_string(&conf).expect("ksc.conf"), edited);
-    assert_eq!(std::fs::read_to_string(&new).expect("ksc.conf.new"), shipped);
+    assert_eq!(
+        std::fs::read_to_string(&new).expect("ksc.conf.new"),
+        shipped
+    );
     assert!(
         log.contains(&format!(
             "install: kept {}: it differs from the one this version installs (edited?); the new one is {}",
@@ -284,7 +287,9 @@ fn an_edited_config_is_kept_on_reinstall_and_on_uninstall() {
         log.contains(&format!("installed {}", cnf.display())),
         "{log}"
     );
-    assert!(!dest.join("etc/keyserver-signing/openssl-ks.cnf.new").exists());
+    assert!(!dest
+        .join("etc/keyserver-signing/openssl-ks.cnf.new")
+        .exists());
 
     // --dry-run says what it would do and removes nothing.
     install(&["--uninstall", "--dry-run"], &dest);
