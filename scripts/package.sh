@@ -29,7 +29,8 @@ Options:
 
 Needs Debian or Ubuntu (dpkg-deb, dpkg-shlibdeps from dpkg-dev) and cargo-deb:
 `bash scripts/deps.sh package` installs both (cargo-deb, pinned, into
-target/tools/bin). Prints the .deb's path on stdout.
+target/tools/bin). Prints the .deb's path on stdout; each run replaces the
+.deb files already in target/debian (cargo-deb clears them).
 TXT
 }
 

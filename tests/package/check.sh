@@ -45,6 +45,8 @@ trap cleanup EXIT
 
 step "build: scripts/package.sh (release) and the dev KeyServer"
 deb1=$(bash scripts/package.sh) || die "scripts/package.sh failed"
+# cargo-deb clears target/debian/*.deb on each run: keep this one aside.
+cp "$deb1" "$work/" && deb1=$work/$(basename "$deb1")
 cargo build --release --locked -q -p ks-devserver >&2 || die "cargo build -p ks-devserver failed"
 version=$(dpkg-deb -f "$deb1" Version)
 upgrade_version=$version+upgrade
