@@ -2,7 +2,7 @@
 # The clean room: proves the README's two commands and the Dockerfile on a
 # fresh Debian, where nothing installed by hand on this machine can help.
 #
-#   sudo bash scripts/cleanroom.sh [--room-only | --docker-only] [--keep]
+#   sudo bash scripts/cleanroom.sh [--room-only | --docker-only | --package-only] [--keep]
 #
 # 1. room    A fresh Debian root (debootstrap --variant=minbase), given /proc,
 #            /sys, /dev (with /dev/shm and /dev/pts) and this machine's
@@ -11,7 +11,10 @@
 #            and the CA certificates in /usr/local/share/ca-certificates): no
 #            package, no target dir, no cargo registry from the host. A fresh
 #            `git clone` of the commit under test runs the README's two
-#            commands in order, as root, exactly as the README writes them.
+#            commands in order, as root, exactly as the README writes them;
+#            then, in the same room, the Debian package's check
+#            (`bash tests/package/check.sh`: build the .deb, apt-get install
+#            it, use it, upgrade over an edited config, dpkg -r, dpkg -P).
 # 2. docker  Local base images made from the same debootstrap root (the public
 #            rust:/debian: images cannot be pulled here), then the README's
 #            `docker build -t libpkcs11ks .` (with --build-arg RUST_IMAGE/
@@ -29,10 +32,13 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: sudo bash scripts/cleanroom.sh [--room-only | --docker-only] [--keep]
+Usage: sudo bash scripts/cleanroom.sh [--room-only | --docker-only | --package-only] [--keep]
 
-  --room-only    only the README's two commands in a fresh debootstrap root
+  --room-only    only the room: the README's two commands, then the Debian
+                 package's check, in a fresh debootstrap root
   --docker-only  only the Dockerfile: docker build + docker run + checks
+  --package-only only the Debian package's check (bash tests/package/check.sh)
+                 in a fresh debootstrap root, without the README's commands
   --keep         keep the room's files after a successful run (a failed run
                  always keeps them, for reading)
   -h, --help     this text
@@ -54,6 +60,7 @@ for arg in "$@"; do
   case $arg in
     --room-only) mode=room ;;
     --docker-only) mode=docker ;;
+    --package-only) mode=package ;;
     --keep) keep=1 ;;
     -h|--help) usage; exit 0 ;;
     __inside-room) ;;  # internal: see run_inside_room
@@ -109,7 +116,7 @@ if [ "${1:-}" = __inside-room ]; then
       status=1
       break
     fi
-  done <"$work/readme-commands"
+  done <"$work/room-commands"
   exit $status
 fi
 
@@ -255,6 +262,13 @@ run_room() {
     "$room$checkout/README.md" >"$work/readme-commands"
   [ "$(wc -l <"$work/readme-commands")" -eq 2 ] \
     || die "the README's first sh block should hold exactly two commands; found: $(tr '\n' ';' <"$work/readme-commands")"
+  # The Debian package's check runs last, in the same room: it installs,
+  # upgrades and purges the package there, where dpkg -i harms nothing.
+  if [ "$mode" = package ]; then
+    echo "bash tests/package/check.sh" >"$work/room-commands"
+  else
+    { cat "$work/readme-commands"; echo "bash tests/package/check.sh"; } >"$work/room-commands"
+  fi
   : >"$work/room-results"
 
   # setpriv --pdeathsig: if this script is killed outright, the room dies too.
@@ -397,7 +411,7 @@ run_docker() {
 if [ "$mode" != docker ]; then
   run_room || failed=1
 fi
-if [ $failed -eq 0 ] && [ "$mode" != room ]; then
+if [ $failed -eq 0 ] && [ "$mode" != room ] && [ "$mode" != package ]; then
   run_docker || failed=1
 fi
 if [ $failed -ne 0 ]; then

@@ -3,7 +3,7 @@
 # Run by scripts/test.sh, scripts/signandvalidate.sh, scripts/cleanroom.sh and
 # the Dockerfile.
 #
-#   scripts/deps.sh [--check] [build|tutorial|test|cleanroom|fuzz]   (default: test)
+#   scripts/deps.sh [--check] [build|tutorial|test|cleanroom|fuzz|package]   (default: test)
 #
 #   build      what `cargo build` needs: a C compiler and libc headers, bindgen's
 #              libclang, OpenSSL 3 headers, pkg-config, ca-certificates (crates.io)
@@ -14,6 +14,9 @@
 #   cleanroom  what scripts/cleanroom.sh needs on the host (debootstrap, docker)
 #   fuzz       what scripts/fuzz.sh needs besides rustup's nightly (a C++ compiler
 #              for libFuzzer)
+#   package    build + what scripts/package.sh needs: dpkg-dev (dpkg-shlibdeps for
+#              the package's Depends), then cargo-deb (pinned, from crates.io with
+#              `cargo install --locked`) into <target dir>/tools/bin, not the system
 #
 # It decides by package, asking dpkg, never by probing files: a file that looks
 # like the package's (libclang-cpp14's library beside a missing libclang-dev)
@@ -34,6 +37,9 @@ tutorial_pkgs=(opensc libengine-pkcs11-openssl)
 test_pkgs=(p11-kit p11-kit-modules valgrind chromium chromium-driver git procps make perl)
 cleanroom_pkgs=(debootstrap docker.io git tar ca-certificates util-linux openssl)
 fuzz_pkgs=(g++ ca-certificates)
+package_pkgs=(dpkg-dev)
+# cargo-deb, the .deb builder scripts/package.sh runs: one pinned version.
+cargo_deb_version=2.12.1
 
 case $profile in
   build) wanted=("${build_pkgs[@]}") ;;
@@ -41,7 +47,8 @@ case $profile in
   test) wanted=("${build_pkgs[@]}" "${tutorial_pkgs[@]}" "${test_pkgs[@]}") ;;
   cleanroom) wanted=("${cleanroom_pkgs[@]}") ;;
   fuzz) wanted=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
-  *) echo "deps: unknown profile '$profile' (build, tutorial, test, cleanroom or fuzz)" >&2; exit 2 ;;
+  package) wanted=("${build_pkgs[@]}" "${package_pkgs[@]}") ;;
+  *) echo "deps: unknown profile '$profile' (build, tutorial, test, cleanroom, fuzz or package)" >&2; exit 2 ;;
 esac
 
 # Prints the packages of "$@" that are not installed.
@@ -82,8 +89,26 @@ if [ "$profile" != cleanroom ] && ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-if [ ${#missing[@]} -eq 0 ]; then
+# The package profile's last step: cargo-deb in the project's own tools
+# directory (no root needed), unless that version is already there.
+finish() {
+  [ "$profile" = package ] || exit 0
+  local root tools
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  tools=${CARGO_TARGET_DIR:-$root/target}/tools
+  if [ -x "$tools/bin/cargo-deb" ] && [ "$("$tools/bin/cargo-deb" --version 2>/dev/null)" = "cargo-deb $cargo_deb_version" ]; then
+    exit 0
+  fi
+  echo "deps: installing cargo-deb $cargo_deb_version into $tools/bin (cargo install --locked; a few minutes)" >&2
+  if ! cargo install cargo-deb --locked --version "$cargo_deb_version" --root "$tools" >&2; then
+    echo "deps: 'cargo install cargo-deb --version $cargo_deb_version' failed: crates.io unreachable, or see cargo's message above" >&2
+    exit 1
+  fi
   exit 0
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  finish
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
@@ -116,3 +141,4 @@ if [ ${#still[@]} -ne 0 ]; then
   echo "deps: still missing after apt-get install: ${still[*]}" >&2
   exit 1
 fi
+finish

@@ -5,7 +5,9 @@
 #   keyserver.module  -> <prefix>/share/p11-kit/modules/ (p11-kit), pointing at the installed module
 #   ksc               -> <prefix>/bin/, its man page and bash/zsh/fish completions -> <prefix>/share/
 #   openssl-ks.cnf, openssl-pkcs11-engine.cnf, ksc.conf
-#                     -> <sysconfdir>/keyserver-signing/, with the installed paths filled in
+#                     -> <sysconfdir>/keyserver-signing/, with the installed paths filled in;
+#                        a config that differs from the one this version installs (your
+#                        edits) is kept, and the new one is written beside it as <name>.new
 #
 # Usage: scripts/install.sh [options]
 set -euo pipefail
@@ -30,7 +32,9 @@ Options:
                     ./target of the repository)
   --profile NAME    build profile to install: release (default) or debug
   --no-build        install what the target directory already holds
-  --uninstall       remove what an install with the same options put in place
+  --uninstall       remove what an install with the same options put in place;
+                    a config that differs from what it installed (your edits)
+                    is kept, and so is its directory
   --dry-run         print what would be done, change nothing
   -h, --help        this text
 
@@ -117,18 +121,7 @@ targets=(
   "$confdir/ksc.conf"
 )
 
-if [ $uninstall -eq 1 ]; then
-  for t in "${targets[@]}"; do
-    if [ -e "$destdir$t" ]; then run rm -f "$destdir$t"; [ $dry -eq 1 ] || echo "removed $destdir$t" >&2; fi
-  done
-  # Only directories this script alone fills; never the shared ones.
-  for d in "$destdir$confdir" "$destdir$pkcs11dir"; do
-    if [ -d "$d" ]; then run rmdir --ignore-fail-on-non-empty "$d"; fi
-  done
-  exit 0
-fi
-
-if [ $build -eq 1 ]; then
+if [ $build -eq 1 ] && [ $uninstall -eq 0 ]; then
   command -v cargo >/dev/null || { echo "install: cargo not found; install Rust 1.85+ (https://rustup.rs) or use --no-build" >&2; exit 1; }
   echo "install: building ($profile)" >&2
   run cargo build "${cargo_profile[@]}" --locked --manifest-path "$root/Cargo.toml" --target-dir "$target_dir" \
@@ -136,7 +129,7 @@ if [ $build -eq 1 ]; then
 fi
 bin=$target_dir/$profile
 for f in libkeyserver.so libpkcs11ks.so ksc; do
-  [ $dry -eq 1 ] || [ -f "$bin/$f" ] || { echo "install: $bin/$f is missing; build it or run without --no-build" >&2; exit 1; }
+  [ $dry -eq 1 ] || [ $uninstall -eq 1 ] || [ -f "$bin/$f" ] || { echo "install: $bin/$f is missing; build it or run without --no-build" >&2; exit 1; }
 done
 
 # Writes FILE from stdin (or just says so with --dry-run).
@@ -166,6 +159,46 @@ provider_cnf() {
   ' "$root/conf/openssl-ks.cnf"
 }
 
+engine_sed=(-e "s|^MODULE_PATH *=.*|MODULE_PATH = $pkcs11dir/libpkcs11ks.so|")
+for e in "$enginesdir/pkcs11.so" "$enginesdir/libpkcs11.so"; do
+  if [ -n "$enginesdir" ] && [ -f "$e" ]; then engine_sed+=(-e "s|^dynamic_path *=.*|dynamic_path = $e|"); break; fi
+done
+
+# Prints the content this version installs as <confdir>/NAME.
+conf_content() {
+  case $1 in
+    openssl-pkcs11-engine.cnf) sed "${engine_sed[@]}" "$root/conf/openssl-pkcs11-engine.cnf" ;;
+    openssl-ks.cnf) provider_cnf ;;
+    ksc.conf) cat "$root/conf/ksc.conf" ;;
+  esac
+}
+conf_names=(openssl-ks.cnf openssl-pkcs11-engine.cnf ksc.conf)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for name in "${conf_names[@]}"; do conf_content "$name" >"$tmp/$name"; done
+
+if [ $uninstall -eq 1 ]; then
+  for t in "${targets[@]}"; do
+    name=${t##*/}
+    if [ "$t" = "$confdir/$name" ]; then
+      # A <name>.new beside a kept config is the one an install wrote.
+      if [ -e "$destdir$t.new" ] && cmp -s "$tmp/$name" "$destdir$t.new"; then
+        run rm -f "$destdir$t.new"; [ $dry -eq 1 ] || echo "removed $destdir$t.new" >&2
+      fi
+      if [ -e "$destdir$t" ] && ! cmp -s "$tmp/$name" "$destdir$t"; then
+        echo "install: kept $destdir$t: it differs from the one this version installs (edited?); delete it yourself if you no longer need it" >&2
+        continue
+      fi
+    fi
+    if [ -e "$destdir$t" ]; then run rm -f "$destdir$t"; [ $dry -eq 1 ] || echo "removed $destdir$t" >&2; fi
+  done
+  # Only directories this script alone fills; never the shared ones.
+  for d in "$destdir$confdir" "$destdir$pkcs11dir"; do
+    if [ -d "$d" ]; then run rmdir --ignore-fail-on-non-empty "$d"; fi
+  done
+  exit 0
+fi
+
 run install -d "$destdir$modulesdir" "$destdir$pkcs11dir" "$destdir$p11kitdir" "$destdir$bindir" "$destdir$confdir"
 run install -m 0755 "$bin/libkeyserver.so" "$destdir$modulesdir/keyserver.so"
 run install -m 0755 "$bin/libpkcs11ks.so" "$destdir$pkcs11dir/libpkcs11ks.so"
@@ -182,17 +215,28 @@ else
 fi
 sed "s|^module:.*|module: $pkcs11dir/libpkcs11ks.so|" "$root/conf/p11-kit/keyserver.module" \
   | write_file "$destdir$p11kitdir/keyserver.module"
-engine_sed=(-e "s|^MODULE_PATH *=.*|MODULE_PATH = $pkcs11dir/libpkcs11ks.so|")
-for e in "$enginesdir/pkcs11.so" "$enginesdir/libpkcs11.so"; do
-  if [ -n "$enginesdir" ] && [ -f "$e" ]; then engine_sed+=(-e "s|^dynamic_path *=.*|dynamic_path = $e|"); break; fi
+# A config that differs from this version's (edited by the admin, or from an
+# older version) is never overwritten: the new one goes beside it.
+kept=()
+for name in "${conf_names[@]}"; do
+  dest=$destdir$confdir/$name
+  if [ -e "$dest" ] && ! cmp -s "$tmp/$name" "$dest"; then
+    write_file "$dest.new" <"$tmp/$name"
+    kept+=("$confdir/$name")
+    echo "install: kept $dest: it differs from the one this version installs (edited?); the new one is $dest.new (compare: diff $dest $dest.new)" >&2
+  else
+    write_file "$dest" <"$tmp/$name"
+  fi
 done
-sed "${engine_sed[@]}" "$root/conf/openssl-pkcs11-engine.cnf" | write_file "$destdir$confdir/openssl-pkcs11-engine.cnf"
-provider_cnf | write_file "$destdir$confdir/openssl-ks.cnf"
-write_file "$destdir$confdir/ksc.conf" <"$root/conf/ksc.conf"
 
 done_word=installed
 [ $dry -eq 1 ] && done_word="would install"
-for t in "${targets[@]}"; do echo "$done_word $destdir$t" >&2; done
+for t in "${targets[@]}"; do
+  case " ${kept[*]} " in
+    *" $t "*) echo "kept $destdir$t (new one: $destdir$t.new)" >&2 ;;
+    *) echo "$done_word $destdir$t" >&2 ;;
+  esac
+done
 if [ "$prefix" != /usr ]; then
   echo "install: keyserver.so is not in OpenSSL's default modules directory: export OPENSSL_MODULES=$modulesdir" >&2
   echo "install: (or use OPENSSL_CONF=$confdir/openssl-ks.cnf, which names it by absolute path)" >&2

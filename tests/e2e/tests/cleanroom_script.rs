@@ -31,7 +31,12 @@ fn unknown_options_and_bad_settings_are_usage_errors() {
     let out = cleanroom(&["--help"], &[]);
     assert!(out.status.success(), "{out:?}");
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["--room-only", "--docker-only", "CLEANROOM_MIRROR"] {
+    for word in [
+        "--room-only",
+        "--docker-only",
+        "--package-only",
+        "CLEANROOM_MIRROR",
+    ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
 }

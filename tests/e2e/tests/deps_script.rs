@@ -73,6 +73,10 @@ fn a_neighbours_files_do_not_make_a_package_present() {
             "libengine-pkcs11-openssl"
         ]
     );
+
+    // The package profile adds dpkg-dev (dpkg-shlibdeps, for the .deb's Depends).
+    let out = check(&status, "package");
+    assert_eq!(lines(&out), ["libclang-dev", "libssl-dev", "dpkg-dev"]);
 }
 
 #[test]

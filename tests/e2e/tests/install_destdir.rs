@@ -1,7 +1,8 @@
 //! `scripts/install.sh --destdir`: the staged layout, the installed config
 //! files naming the final paths, signing with the staged provider exactly as
 //! `openssl dgst -provider-path <modules dir> -provider keyserver -sign ks:key1`,
-//! and `--uninstall` removing it all again.
+//! and `--uninstall` removing it all again; an edited config is kept on a
+//! reinstall (the new one beside it as `<name>.new`) and on `--uninstall`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -244,4 +245,66 @@ fn a_prefix_install_keeps_everything_under_the_prefix() {
     let dry = tmp.path().join("dry");
     install(&["--dry-run"], &dry);
     assert!(files_under(&dry).is_empty());
+}
+
+#[test]
+fn an_edited_config_is_kept_on_reinstall_and_on_uninstall() {
+    for a in ["ksc", "libkeyserver.so", "libpkcs11ks.so"] {
+        artefact(a);
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dest = tmp.path().join("stage");
+    install(&[], &dest);
+    let conf = dest.join("etc/keyserver-signing/ksc.conf");
+    let new = dest.join("etc/keyserver-signing/ksc.conf.new");
+    let cnf = dest.join("etc/keyserver-signing/openssl-ks.cnf");
+    let shipped = std::fs::read_to_string(&conf).expect("ksc.conf");
+
+    // An unedited config is simply replaced: no .new beside it.
+    let log = install(&[], &dest);
+    assert!(!new.exists(), "{log}");
+    assert!(!log.contains("kept"), "{log}");
+
+    // An edited one stays as the admin left it; the new one goes beside it.
+    let edited = format!("{shipped}KSC_API_SERVER=https://keyserver.example.test\n");
+    std::fs::write(&conf, &edited).expect("edit ksc.conf");
+    let log = install(&[], &dest);
+    assert_eq!(std::fs::read_to_string(&conf).expect("ksc.conf"), edited);
+    assert_eq!(
+        std::fs::read_to_string(&new).expect("ksc.conf.new"),
+        shipped
+    );
+    assert!(
+        log.contains(&format!(
+            "install: kept {}: it differs from the one this version installs (edited?); the new one is {}",
+            conf.display(),
+            new.display()
+        )),
+        "{log}"
+    );
+    // Only the edited file is kept; the others are installed as usual.
+    assert!(
+        log.contains(&format!("installed {}", cnf.display())),
+        "{log}"
+    );
+    assert!(!dest
+        .join("etc/keyserver-signing/openssl-ks.cnf.new")
+        .exists());
+
+    // --dry-run says what it would do and removes nothing.
+    install(&["--uninstall", "--dry-run"], &dest);
+    assert!(conf.is_file() && new.is_file() && cnf.is_file());
+
+    // --uninstall removes what it installed (the .new too) and keeps the edit.
+    let log = install(&["--uninstall"], &dest);
+    assert_eq!(files_under(&dest), vec![conf.clone()], "{log}");
+    assert_eq!(std::fs::read_to_string(&conf).expect("ksc.conf"), edited);
+    assert!(
+        log.contains(&format!(
+            "install: kept {}: it differs from the one this version installs (edited?)",
+            conf.display()
+        )),
+        "{log}"
+    );
+    assert!(log.contains(&format!("removed {}", new.display())), "{log}");
 }
