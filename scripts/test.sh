@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh test
+# dpkg-dev and the pinned cargo-deb for the package suite (package_deb), installed before the
+# build rather than in the middle of the suites.
+bash scripts/deps.sh package
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
