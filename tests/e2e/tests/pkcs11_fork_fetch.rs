@@ -1,0 +1,199 @@
+//! Fork while another thread is in the middle of the key-catalog fetch: the
+//! dev KeyServer holds every client request for a few seconds (its latency
+//! fault), one thread of the process starts a signature (so the module fetches
+//! the catalog, to be written to an empty per-user cache), and as soon as the
+//! server has received that request the main thread forks. The child
+//! initialises again and signs; the parent's fetch completes and its thread
+//! signs too; the parent signs once more afterwards. The child gets a generous
+//! bound: if it does not exit within it, its state (`/proc`) is reported and
+//! it is killed, so a deadlock fails the test instead of hanging it. (Alone in
+//! its own test binary: no other test's thread is running at the fork.)
+
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use cryptoki_sys as sys;
+use ks_devserver::harness::DevServer;
+use ks_e2e::pkcs11_support::Pkcs11Env;
+
+#[path = "support/pkcs11_raw.rs"]
+mod pkcs11_raw;
+use pkcs11_raw::RawModule;
+
+/// How long the server holds each client request: long enough that the fork
+/// lands inside the parent's catalog fetch on a loaded machine.
+const LATENCY: Duration = Duration::from_secs(3);
+/// How long the child may take (two held requests: its own catalog and sign
+/// order) before it is declared stuck. A bound on a hang, not a timing check.
+const CHILD_BOUND: Duration = Duration::from_secs(120);
+
+/// Exit codes of the child: 0 all good, 10+k step k failed.
+fn child(module: &RawModule) -> i32 {
+    let mut n = 0;
+    // SAFETY: valid out-pointer.
+    if unsafe { module.lib.C_GetSlotList(0, ptr::null_mut(), &mut n) }
+        != sys::CKR_CRYPTOKI_NOT_INITIALIZED
+    {
+        return 11;
+    }
+    if module.initialize() != sys::CKR_OK {
+        return 12;
+    }
+    if module.sign_once(b"signed in the child, forked mid-fetch") != sys::CKR_OK {
+        return 13;
+    }
+    // SAFETY: NULL reserved pointer.
+    if unsafe { module.lib.C_Finalize(ptr::null_mut()) } != sys::CKR_OK {
+        return 14;
+    }
+    0
+}
+
+fn requests(server: &DevServer) -> u64 {
+    server.stats()["requests"]
+        .as_u64()
+        .expect("requests counter")
+}
+
+/// What the kernel says a process's threads are doing (for a stuck child).
+fn proc_state(pid: i32) -> String {
+    let mut out = String::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for t in tasks {
+        let p = t.path();
+        let read = |f: &str| {
+            std::fs::read_to_string(p.join(f))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let state = read("status")
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .unwrap_or_default()
+            .to_string();
+        out.push_str(&format!(
+            "thread {}: {state}, wchan {}; ",
+            t.file_name().to_string_lossy(),
+            read("wchan")
+        ));
+    }
+    out
+}
+
+#[test]
+fn fork_while_another_thread_fetches_the_catalog() {
+    let env = Pkcs11Env::start_with(DevServer::builder().fault_latency(LATENCY), 10);
+    let cache = env.path("cache");
+    for (k, v) in &env.env {
+        std::env::set_var(k, v);
+    }
+    std::env::set_var("KSC_CACHE", &cache);
+    let module = Arc::new(RawModule::load());
+    assert_eq!(module.initialize(), sys::CKR_OK);
+    let signorders = || {
+        env.server.stats()["signorders"]
+            .as_u64()
+            .expect("signorders")
+    };
+    let orders_before = signorders();
+    let baseline = requests(&env.server);
+
+    // The fetching thread: its first request is the key list (nothing is
+    // cached and an ID token needs no token request).
+    let done = Arc::new(AtomicBool::new(false));
+    let fetching = {
+        let (module, done) = (module.clone(), done.clone());
+        std::thread::spawn(move || {
+            let rv = module.sign_once(b"signed in the parent, across the fork");
+            done.store(true, Ordering::SeqCst);
+            rv
+        })
+    };
+    // Until the server has received it (each stats call counts itself; the
+    // server holds the module's request for LATENCY before answering).
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        let seen = requests(&env.server) - baseline - polls;
+        if seen > 0 {
+            assert_eq!(seen, 1, "one request of the module, none answered yet");
+            break;
+        }
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "the signature finished unseen"
+        );
+        std::thread::yield_now();
+    }
+
+    // SAFETY: the child only calls the module and async-signal-safe libc
+    // functions, then leaves with _exit (no unwinding, no atexit handlers).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(&module))).unwrap_or(20);
+        // SAFETY: terminates the child immediately.
+        unsafe { libc::_exit(code) };
+    }
+    // The fork happened inside the fetch: the thread had not finished, and
+    // the server had answered none of the module's requests before we forked.
+    let in_flight_at_fork = !done.load(Ordering::SeqCst);
+    assert_eq!(signorders(), orders_before, "no sign order before the fork");
+    assert!(in_flight_at_fork, "the signature finished before the fork");
+
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut status = 0;
+        // SAFETY: waits for our own child; status is a valid out-pointer.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        let _ = tx.send((waited, status));
+    });
+    let (waited, status) = match rx.recv_timeout(CHILD_BOUND) {
+        Ok(r) => r,
+        Err(_) => {
+            let state = proc_state(pid);
+            // SAFETY: kills our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the forked child did not exit within {CHILD_BOUND:?} (deadlock?): {state}");
+        }
+    };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status),
+        "child did not exit normally: {status:#x}"
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "child failed (11 not-initialised check, 12 C_Initialize, 13 sign, 14 C_Finalize)"
+    );
+
+    // The parent's fetch completes and its thread signs.
+    assert_eq!(fetching.join().expect("thread"), sys::CKR_OK);
+    assert_eq!(
+        signorders() - orders_before,
+        2,
+        "child and parent signed once each"
+    );
+    // And the parent goes on signing (its catalog now in memory).
+    assert_eq!(module.sign_once(b"signed in the parent after"), sys::CKR_OK);
+    assert_eq!(signorders() - orders_before, 3);
+    assert!(
+        std::fs::read_dir(&cache)
+            .map(|d| d
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().ends_with(".catalog.json")))
+            .unwrap_or(false),
+        "the fetched catalog was cached"
+    );
+    assert_eq!(
+        // SAFETY: NULL reserved pointer.
+        unsafe { module.lib.C_Finalize(ptr::null_mut()) },
+        sys::CKR_OK
+    );
+}
