@@ -3,9 +3,10 @@
 //! system roots, read once per process; here `SSL_CERT_FILE` (the user's
 //! choice of bundle) is a named pipe that serves the dev CA, so the test knows
 //! the moment a thread is inside that load (the pipe's reader has opened it)
-//! and forks then. The child initialises again and signs (it reads the pipe
-//! itself); the parent's thread finishes its load and signs. A child that does
-//! not exit within a generous bound is reported from `/proc` and killed.
+//! and forks then. The child initialises again and signs (loading the store
+//! itself, from a regular file); the parent's thread finishes its load and
+//! signs. A child that does not exit within a generous bound is reported from
+//! `/proc` and killed.
 //! (Alone in its own test binary: no other test's thread is running at the fork.)
 
 use std::ffi::CString;
@@ -32,13 +33,16 @@ const CHILD_BOUND: Duration = Duration::from_secs(60);
 /// when every copy of the write end is closed.
 static WRITER: AtomicI32 = AtomicI32::new(-1);
 
-/// Exit codes of the child: 0 all good, 10+k step k failed.
-fn child(module: &RawModule) -> i32 {
+/// Exit codes of the child: 0 all good, 10+k step k failed. Its system store
+/// is the CA file `roots` (the pipe serves the parent's thread only).
+fn child(module: &RawModule, roots: &std::path::Path) -> i32 {
     let fd = WRITER.load(Ordering::SeqCst);
     if fd >= 0 {
         // SAFETY: closes the child's copy of a descriptor it does not use.
         unsafe { libc::close(fd) };
     }
+    // The child has one thread: nothing else reads the environment now.
+    std::env::set_var("SSL_CERT_FILE", roots);
     if module.initialize() != sys::CKR_OK {
         return 12;
     }
@@ -87,7 +91,8 @@ fn fork_while_another_thread_loads_the_system_roots() {
     let c_fifo = CString::new(fifo.to_string_lossy().as_bytes()).expect("path");
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0, "mkfifo");
-    let ca = std::fs::read(env.server.ca_file()).expect("the dev CA");
+    let roots = env.server.ca_file().to_path_buf();
+    let ca = std::fs::read(&roots).expect("the dev CA");
     for (k, v) in &env.env {
         if k != "KSC_CA_FILE" {
             std::env::set_var(k, v);
@@ -96,23 +101,21 @@ fn fork_while_another_thread_loads_the_system_roots() {
     std::env::set_var("SSL_CERT_FILE", &fifo);
     std::env::set_var("KSC_CACHE", "off");
 
-    // The pipe server: each reader gets the dev CA. The first one is the
-    // parent's thread; the test forks before it is served.
+    // The pipe server: the dev CA for the parent's thread, after the fork.
     let (opened_tx, opened_rx) = mpsc::channel::<()>();
     let (go_tx, go_rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
-        let mut first = true;
-        loop {
+        // One reader per `go`, so that two readers never share the pipe's contents.
+        while go_rx.recv().is_ok() {
             // SAFETY: a valid path; blocks until a reader opens the pipe.
             let fd = unsafe { libc::open(c_fifo.as_ptr(), libc::O_WRONLY) };
             if fd < 0 {
                 return;
             }
             WRITER.store(fd, Ordering::SeqCst);
-            if first {
-                first = false;
-                let _ = opened_tx.send(());
-                let _ = go_rx.recv();
+            let _ = opened_tx.send(());
+            if go_rx.recv().is_err() {
+                return;
             }
             // SAFETY: we own fd, just opened.
             let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
@@ -133,15 +136,18 @@ fn fork_while_another_thread_loads_the_system_roots() {
             rv
         })
     };
+    go_tx.send(()).expect("open the pipe for the first reader");
     opened_rx.recv().expect("a thread opened the trust store");
 
-    // SAFETY: the child only calls the module and async-signal-safe libc
-    // functions, then leaves with _exit (no unwinding, no atexit handlers).
+    // SAFETY: the child (one thread) only sets a variable, calls the module and
+    // async-signal-safe libc functions, then leaves with _exit (no unwinding,
+    // no atexit handlers).
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
         let code =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(&module))).unwrap_or(20);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(&module, &roots)))
+                .unwrap_or(20);
         // SAFETY: terminates the child immediately.
         unsafe { libc::_exit(code) };
     }
