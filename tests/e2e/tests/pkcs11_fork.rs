@@ -12,29 +12,6 @@ use ks_e2e::pkcs11_support::Pkcs11Env;
 mod pkcs11_raw;
 use pkcs11_raw::RawModule;
 
-/// Exit codes of the child: 0 all good, 10+k step k failed.
-fn child(module: &RawModule) -> i32 {
-    // The parent's initialisation does not carry over.
-    let mut n = 0;
-    // SAFETY: valid out-pointer.
-    if unsafe { module.lib.C_GetSlotList(0, ptr::null_mut(), &mut n) }
-        != sys::CKR_CRYPTOKI_NOT_INITIALIZED
-    {
-        return 11;
-    }
-    if module.initialize() != sys::CKR_OK {
-        return 12;
-    }
-    if module.sign_once(b"signed in the child") != sys::CKR_OK {
-        return 13;
-    }
-    // SAFETY: NULL reserved pointer.
-    if unsafe { module.lib.C_Finalize(ptr::null_mut()) } != sys::CKR_OK {
-        return 14;
-    }
-    0
-}
-
 #[test]
 fn fork_and_reinitialise() {
     let env = Pkcs11Env::start(10);
@@ -55,8 +32,10 @@ fn fork_and_reinitialise() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        let code =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(&module))).unwrap_or(20);
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            module.child_steps(b"signed in the child")
+        }))
+        .unwrap_or(20);
         // SAFETY: terminates the child immediately.
         unsafe { libc::_exit(code) };
     }

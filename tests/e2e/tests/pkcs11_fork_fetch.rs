@@ -11,15 +11,18 @@
 
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoki_sys as sys;
 use ks_devserver::harness::DevServer;
 use ks_e2e::pkcs11_support::Pkcs11Env;
 
+#[path = "../../../common/tests/support/fork.rs"]
+mod fork;
 #[path = "support/pkcs11_raw.rs"]
 mod pkcs11_raw;
+use fork::wait_bounded;
 use pkcs11_raw::RawModule;
 
 /// How long the server holds each client request: long enough that the fork
@@ -29,59 +32,10 @@ const LATENCY: Duration = Duration::from_secs(3);
 /// order) before it is declared stuck. A bound on a hang, not a timing check.
 const CHILD_BOUND: Duration = Duration::from_secs(120);
 
-/// Exit codes of the child: 0 all good, 10+k step k failed.
-fn child(module: &RawModule) -> i32 {
-    let mut n = 0;
-    // SAFETY: valid out-pointer.
-    if unsafe { module.lib.C_GetSlotList(0, ptr::null_mut(), &mut n) }
-        != sys::CKR_CRYPTOKI_NOT_INITIALIZED
-    {
-        return 11;
-    }
-    if module.initialize() != sys::CKR_OK {
-        return 12;
-    }
-    if module.sign_once(b"signed in the child, forked mid-fetch") != sys::CKR_OK {
-        return 13;
-    }
-    // SAFETY: NULL reserved pointer.
-    if unsafe { module.lib.C_Finalize(ptr::null_mut()) } != sys::CKR_OK {
-        return 14;
-    }
-    0
-}
-
 fn requests(server: &DevServer) -> u64 {
     server.stats()["requests"]
         .as_u64()
         .expect("requests counter")
-}
-
-/// What the kernel says a process's threads are doing (for a stuck child).
-fn proc_state(pid: i32) -> String {
-    let mut out = String::new();
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
-        .unwrap_or_default();
-    for t in tasks {
-        let p = t.path();
-        let read = |f: &str| {
-            std::fs::read_to_string(p.join(f))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
-        let state = read("status")
-            .lines()
-            .find(|l| l.starts_with("State:"))
-            .unwrap_or_default()
-            .to_string();
-        out.push_str(&format!(
-            "thread {}: {state}, wchan {}; ",
-            t.file_name().to_string_lossy(),
-            read("wchan")
-        ));
-    }
-    out
 }
 
 #[test]
@@ -135,8 +89,10 @@ fn fork_while_another_thread_fetches_the_catalog() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        let code =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(&module))).unwrap_or(20);
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            module.child_steps(b"signed in the child, forked mid-fetch")
+        }))
+        .unwrap_or(20);
         // SAFETY: terminates the child immediately.
         unsafe { libc::_exit(code) };
     }
@@ -146,23 +102,7 @@ fn fork_while_another_thread_fetches_the_catalog() {
     assert_eq!(signorders(), orders_before, "no sign order before the fork");
     assert!(in_flight_at_fork, "the signature finished before the fork");
 
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut status = 0;
-        // SAFETY: waits for our own child; status is a valid out-pointer.
-        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
-        let _ = tx.send((waited, status));
-    });
-    let (waited, status) = match rx.recv_timeout(CHILD_BOUND) {
-        Ok(r) => r,
-        Err(_) => {
-            let state = proc_state(pid);
-            // SAFETY: kills our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("the forked child did not exit within {CHILD_BOUND:?} (deadlock?): {state}");
-        }
-    };
-    assert_eq!(waited, pid);
+    let status = wait_bounded(pid, CHILD_BOUND);
     assert!(
         libc::WIFEXITED(status),
         "child did not exit normally: {status:#x}"

@@ -127,4 +127,29 @@ impl RawModule {
         }
         rv
     }
+
+    /// What a forked child does: checks that the parent's initialisation does
+    /// not carry over, initialises, signs `message`, finalises. Returns the
+    /// child's exit code: 0 all good, 11 not-initialised check, 12
+    /// C_Initialize, 13 sign, 14 C_Finalize.
+    pub fn child_steps(&self, message: &[u8]) -> i32 {
+        let mut n = 0;
+        // SAFETY: valid out-pointer.
+        if unsafe { self.lib.C_GetSlotList(0, ptr::null_mut(), &mut n) }
+            != sys::CKR_CRYPTOKI_NOT_INITIALIZED
+        {
+            return 11;
+        }
+        if self.initialize() != sys::CKR_OK {
+            return 12;
+        }
+        if self.sign_once(message) != sys::CKR_OK {
+            return 13;
+        }
+        // SAFETY: NULL reserved pointer.
+        if unsafe { self.lib.C_Finalize(ptr::null_mut()) } != sys::CKR_OK {
+            return 14;
+        }
+        0
+    }
 }
