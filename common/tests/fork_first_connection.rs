@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fork::{wait_bounded, RootsPipe};
+use fork::{fork_child, wait_bounded, RootsPipe};
 use ks_devserver::harness::DevServer;
 use support::{client, user_settings};
 
@@ -48,26 +48,20 @@ fn child_forked_during_the_first_connection_set_up_connects_itself() {
     };
     pipe.wait_for_reader();
 
-    // SAFETY: the child (one thread) sets a variable, calls the client and async-signal-safe
-    // libc functions, then leaves with _exit (no unwinding, no atexit handlers).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
+    let pid = fork_child(|| {
         RootsPipe::close_in_child();
         // Its own load reads a regular file; the child has one thread, so nothing else reads
         // the environment now.
         std::env::set_var("SSL_CERT_FILE", &roots);
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match client.keys() {
+        let ok = match client.keys() {
             Ok(k) => !k.is_empty(),
             Err(e) => {
                 eprintln!("child: {e}");
                 false
             }
-        }))
-        .unwrap_or(false);
-        // SAFETY: terminates the child immediately.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
+        };
+        i32::from(!ok)
+    });
     assert!(!done.load(Ordering::SeqCst), "forked inside the set-up");
     pipe.serve();
     let listed = first

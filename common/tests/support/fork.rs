@@ -13,6 +13,23 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Forks; the child runs `child` and leaves with its result as exit code (20 if it panics)
+/// through `_exit`, so no unwinding or atexit handler of the parent's runs in it. Returns the
+/// child's pid.
+pub fn fork_child(child: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: fork has no memory-safety preconditions. The child runs only `child` (callers
+    // keep it to the code under test, async-signal-safe libc calls, and what its one thread may
+    // do), then leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(20);
+        // SAFETY: terminates the child immediately.
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
+
 /// What the kernel says a process's threads are doing (for a stuck child).
 pub fn proc_state(pid: i32) -> String {
     let mut out = String::new();

@@ -8,8 +8,11 @@ use std::ptr;
 use cryptoki_sys as sys;
 use ks_e2e::pkcs11_support::Pkcs11Env;
 
+#[path = "../../../common/tests/support/fork.rs"]
+mod fork;
 #[path = "support/pkcs11_raw.rs"]
 mod pkcs11_raw;
+use fork::{fork_child, wait_bounded};
 use pkcs11_raw::RawModule;
 
 #[test]
@@ -27,22 +30,8 @@ fn fork_and_reinitialise() {
     );
     let before = env.server.stats()["signorders"].as_u64();
 
-    // SAFETY: the child only calls the module and async-signal-safe libc
-    // functions, then leaves with _exit (no unwinding, no atexit handlers).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            module.child_steps(b"signed in the child")
-        }))
-        .unwrap_or(20);
-        // SAFETY: terminates the child immediately.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(waited, pid);
+    let pid = fork_child(|| module.child_steps(b"signed in the child"));
+    let status = wait_bounded(pid, std::time::Duration::from_secs(120));
     assert!(
         libc::WIFEXITED(status),
         "child did not exit normally: {status:#x}"

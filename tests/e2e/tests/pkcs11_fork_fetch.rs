@@ -22,7 +22,7 @@ use ks_e2e::pkcs11_support::Pkcs11Env;
 mod fork;
 #[path = "support/pkcs11_raw.rs"]
 mod pkcs11_raw;
-use fork::wait_bounded;
+use fork::{fork_child, wait_bounded};
 use pkcs11_raw::RawModule;
 
 /// How long the server holds each client request: long enough that the fork
@@ -84,18 +84,7 @@ fn fork_while_another_thread_fetches_the_catalog() {
         std::thread::yield_now();
     }
 
-    // SAFETY: the child only calls the module and async-signal-safe libc
-    // functions, then leaves with _exit (no unwinding, no atexit handlers).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            module.child_steps(b"signed in the child, forked mid-fetch")
-        }))
-        .unwrap_or(20);
-        // SAFETY: terminates the child immediately.
-        unsafe { libc::_exit(code) };
-    }
+    let pid = fork_child(|| module.child_steps(b"signed in the child, forked mid-fetch"));
     // The fork happened inside the fetch: the thread had not finished, and
     // the server had answered none of the module's requests before we forked.
     let in_flight_at_fork = !done.load(Ordering::SeqCst);

@@ -20,7 +20,7 @@ use ks_e2e::pkcs11_support::Pkcs11Env;
 mod fork;
 #[path = "support/pkcs11_raw.rs"]
 mod pkcs11_raw;
-use fork::{wait_bounded, RootsPipe};
+use fork::{fork_child, wait_bounded, RootsPipe};
 use pkcs11_raw::RawModule;
 
 /// How long the child may take before it is declared stuck (a bound on a
@@ -63,18 +63,7 @@ fn fork_while_another_thread_loads_the_system_roots() {
     };
     pipe.wait_for_reader();
 
-    // SAFETY: the child (one thread) only sets a variable, calls the module and
-    // async-signal-safe libc functions, then leaves with _exit (no unwinding,
-    // no atexit handlers).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(&module, &roots)))
-                .unwrap_or(20);
-        // SAFETY: terminates the child immediately.
-        unsafe { libc::_exit(code) };
-    }
+    let pid = fork_child(|| child(&module, &roots));
     assert!(!done.load(Ordering::SeqCst), "forked inside the load");
     pipe.serve();
     assert_eq!(loading.join().expect("thread"), sys::CKR_OK);
