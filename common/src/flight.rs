@@ -50,8 +50,8 @@ impl<T> Drop for FetchGuard<'_, T> {
 }
 
 impl<T: Clone> Flight<T> {
-    /// Empty.
-    pub fn new() -> Flight<T> {
+    /// Empty (`const`, so a process-wide value can be a `static`).
+    pub const fn new() -> Flight<T> {
         Flight {
             slot: Mutex::new(Slot {
                 value: None,

@@ -123,25 +123,33 @@ impl Http {
 
     fn engine(&self) -> Result<Arc<Engine>> {
         let pid = std::process::id();
-        let mut guard = self
-            .engine
-            .lock()
-            .map_err(|_| Error::internal("HTTP engine lock poisoned"))?;
-        if let Some(e) = guard.as_ref() {
-            if e.pid == pid {
-                return Ok(e.clone());
-            }
-            // Forked child: the parent's runtime and sockets are not ours. Leak them: dropping
-            // would close file descriptors shared with the parent and join threads that do not
-            // exist in this process.
-            if let Some(old) = guard.take() {
-                log::debug!("fork detected (pid {} -> {pid}): new HTTP client", old.pid);
-                std::mem::forget(old);
-            }
+        if let Some(e) = self.engine_slot()?.as_ref().filter(|e| e.pid == pid) {
+            return Ok(e.clone());
         }
-        let engine = Arc::new(self.build_engine(pid)?);
-        *guard = Some(engine.clone());
-        Ok(engine)
+        // Built without the lock held: the build reads the trust store (the slowest step of a
+        // short process), and a child forked meanwhile would wait forever for a lock held by a
+        // thread it does not have. Two first callers may both build; one engine is kept and the
+        // other, never used, is dropped.
+        let built = Arc::new(self.build_engine(pid)?);
+        let mut guard = self.engine_slot()?;
+        if let Some(e) = guard.as_ref().filter(|e| e.pid == pid) {
+            return Ok(e.clone());
+        }
+        // Forked child: the parent's runtime and sockets are not ours. Leak them: dropping
+        // would close file descriptors shared with the parent and join threads that do not
+        // exist in this process.
+        if let Some(old) = guard.take() {
+            log::debug!("fork detected (pid {} -> {pid}): new HTTP client", old.pid);
+            std::mem::forget(old);
+        }
+        *guard = Some(built.clone());
+        Ok(built)
+    }
+
+    fn engine_slot(&self) -> Result<std::sync::MutexGuard<'_, Option<Arc<Engine>>>> {
+        self.engine
+            .lock()
+            .map_err(|_| Error::internal("HTTP engine lock poisoned"))
     }
 
     fn build_engine(&self, pid: u32) -> Result<Engine> {

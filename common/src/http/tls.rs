@@ -6,21 +6,26 @@ use std::sync::Arc;
 
 use crate::config::KSC_CA_FILE;
 use crate::error::{Error, Result};
+use crate::flight::Flight;
 
-/// The system trust store, parsed at most once per process (it is the largest start-up cost of
-/// a signing process: about 150 certificates to read and parse).
-static SYSTEM_ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+/// The system trust store, parsed once per process (it is the largest start-up cost of a
+/// signing process: about 150 certificates to read and parse). A single flight, not a
+/// `OnceLock`: a child forked while another thread of the parent was loading it would wait
+/// forever for that thread's `OnceLock` initialisation; the flight lets the child load its own.
+static SYSTEM_ROOTS: Flight<Arc<rustls::RootCertStore>> = Flight::new();
 
 fn system_root_store() -> Arc<rustls::RootCertStore> {
+    let load = || {
+        let certs = system_root_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, ignored) = roots.add_parsable_certificates(certs);
+        log::debug!("{added} system trust anchors ({ignored} unusable)");
+        Arc::new(roots)
+    };
+    // The flight only fails on a poisoned lock: then load without it.
     SYSTEM_ROOTS
-        .get_or_init(|| {
-            let certs = system_root_certs();
-            let mut roots = rustls::RootCertStore::empty();
-            let (added, ignored) = roots.add_parsable_certificates(certs);
-            log::debug!("{added} system trust anchors ({ignored} unusable)");
-            Arc::new(roots)
-        })
-        .clone()
+        .get(|_| true, |_| true, || Ok(load()))
+        .unwrap_or_else(|_| load())
 }
 
 /// The system's CA certificates. `SSL_CERT_FILE`/`SSL_CERT_DIR`, when set, are the user's
