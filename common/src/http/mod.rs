@@ -82,6 +82,37 @@ struct Failure {
     error: Error,
     maybe_sent: bool,
     retryable: bool,
+    /// The TCP connection was actively refused: nothing listens at the address (yet).
+    refused: bool,
+}
+
+/// How long connections refused in a row are retried before the call fails, within the call's
+/// deadline. A restarting server or a Kubernetes service between replicas refuses for seconds;
+/// a wrong port or a stopped server refuses for ever, and should not cost every call (and every
+/// process of a fan-out) the whole `KSC_DEADLINE`. Nothing was sent, so retrying is always safe.
+pub const REFUSED_BUDGET: Duration = Duration::from_secs(10);
+
+/// The error once refusals outlast [`REFUSED_BUDGET`]: nothing listens at the URL's address.
+fn refused_error(req: &Request, attempts: u32, refusing_for: Duration) -> Error {
+    let host = req.url.host_str().unwrap_or("?");
+    let port = req
+        .url
+        .port_or_known_default()
+        .map_or_else(String::new, |p| format!(":{p}"));
+    Error::new(
+        ErrorKind::Network,
+        format!(
+            "{} {}: nothing is listening at {host}{port}: the connection was refused {attempts} time(s) over {}",
+            req.method,
+            req.url.path(),
+            format_duration(refusing_for)
+        ),
+    )
+    .with_remedy(format!(
+        "check the host and port of the server URL ({}, or {} for the token endpoint) and that the server is running",
+        crate::config::KSC_API_SERVER,
+        crate::config::KSC_AUTH_SERVER
+    ))
 }
 
 struct Engine {
@@ -178,7 +209,8 @@ impl Http {
     }
 
     /// Sends `req`, retrying per `policy` with exponential backoff and `Retry-After` for as long
-    /// as the call's deadline ([`CallDeadline`], else `KSC_DEADLINE` from now) allows. Returns
+    /// as the call's deadline ([`CallDeadline`], else `KSC_DEADLINE` from now) allows; refused
+    /// connections only for [`REFUSED_BUDGET`]. Returns
     /// the last response for any HTTP status (the caller maps error statuses), or a
     /// [`ErrorKind::Network`] error; a `Retry-After` longer than the time left is a
     /// [`ErrorKind::RateLimited`] error at once (waiting could not end in time).
@@ -187,13 +219,25 @@ impl Http {
             .or_else(|| Instant::now().checked_add(self.deadline))
             .unwrap_or_else(|| Instant::now() + self.timeout);
         let mut attempt = 0u32;
+        // When the current run of refused connections began (see REFUSED_BUDGET).
+        let mut refused_since: Option<Instant> = None;
         loop {
             attempt += 1;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(self.deadline_error(req, attempt - 1, None));
             }
+            let started = Instant::now();
             let outcome = self.send_once(req, self.timeout.min(left));
+            match &outcome {
+                Err(f) if f.refused => {
+                    let since = *refused_since.get_or_insert(started);
+                    if since.elapsed() >= REFUSED_BUDGET {
+                        return Err(refused_error(req, attempt, since.elapsed()));
+                    }
+                }
+                _ => refused_since = None,
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             let delay = match &outcome {
                 Ok(resp) => {
@@ -296,6 +340,7 @@ impl Http {
             error,
             maybe_sent: false,
             retryable: false,
+            refused: false,
         })?;
         // KeyServer authenticates with the bearer token; userinfo in a server URL would make
         // reqwest send it as Basic credentials instead (and put the password on the wire).
@@ -347,6 +392,7 @@ impl Http {
                     .with_remedy(format!("retry, or raise {KSC_HTTP_CLIENT_TIMEOUT}")),
                     maybe_sent: true,
                     retryable: true,
+                    refused: false,
                 }),
             }
         };
@@ -395,6 +441,7 @@ fn too_large() -> Failure {
         )),
         maybe_sent: true,
         retryable: false,
+        refused: false,
     }
 }
 /// Resolves host names with the system resolver on the calling thread (see the module docs).
@@ -571,5 +618,39 @@ mod tests {
         let e = http.execute(&req, RetryPolicy::NotSentOnly).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Network);
         assert!(e.to_string().contains("cannot connect"), "{e}");
+    }
+
+    #[test]
+    fn refusals_stop_after_their_budget_not_the_whole_deadline() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = Config {
+            http_timeout: Duration::from_secs(2),
+            ca_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa2048.pem").into()),
+            // Far longer than the refusal budget: the budget must end the call.
+            deadline: REFUSED_BUDGET * 30,
+            ..Config::default()
+        };
+        let http = Http::new(&cfg);
+        let req = Request {
+            method: Method::GET,
+            url: join_url(&format!("https://127.0.0.1:{port}"), &["api", "keys"]).unwrap(),
+            authorization: None,
+            body: None,
+        };
+        let e = http.execute(&req, RetryPolicy::Idempotent).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.kind(), ErrorKind::Network);
+        assert!(
+            text.contains(&format!("nothing is listening at 127.0.0.1:{port}")),
+            "{text}"
+        );
+        // Retried before giving up, and not reported as the deadline running out.
+        assert!(!text.contains("refused 1 time(s)"), "{text}");
+        assert!(!text.contains("no answer within"), "{text}");
+        assert!(e.remedy().contains("KSC_API_SERVER"), "{e:?}");
     }
 }

@@ -84,6 +84,7 @@ pub(super) fn classify(e: reqwest::Error) -> Failure {
     if e.is_connect() {
         // The connector failed: TCP connect, or the TLS handshake. No request bytes were sent.
         let tls = is_certificate_error(&e, &chain);
+        let refused = !tls && is_refused(&e);
         let message = if tls {
             format!("TLS certificate verification failed ({chain})")
         } else {
@@ -99,6 +100,7 @@ pub(super) fn classify(e: reqwest::Error) -> Failure {
             error,
             maybe_sent: false,
             retryable: !tls,
+            refused,
         };
     }
     let message = if e.is_timeout() {
@@ -117,7 +119,23 @@ pub(super) fn classify(e: reqwest::Error) -> Failure {
             .with_source(e),
         maybe_sent: true,
         retryable: true,
+        refused: false,
     }
+}
+
+/// True when an I/O error in the chain is `ECONNREFUSED`.
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
