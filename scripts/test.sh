@@ -21,6 +21,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (all targets, so the suites find ks-devserver, ksc and the libraries)" >&2
 cargo build --workspace --all-targets --locked
 
+# The programs the suites start keep their per-user cache (KSC_CACHE) under the target dir,
+# not in the developer's ~/.cache; suites that test the cache point KSC_CACHE elsewhere.
+export XDG_CACHE_HOME="${CARGO_TARGET_DIR:-$PWD/target}/test-cache"
+mkdir -p "$XDG_CACHE_HOME"
+
 echo "== cargo test" >&2
 cargo test --workspace --locked --no-fail-fast "$@"
 
