@@ -6,14 +6,16 @@
 #   ksc               -> <prefix>/bin/, its man page and bash/zsh/fish completions -> <prefix>/share/
 #   openssl-ks.cnf, openssl-pkcs11-engine.cnf, ksc.conf
 #                     -> <sysconfdir>/keyserver-signing/, with the installed paths filled in;
-#                        a config that differs from the one this version installs (your
-#                        edits) is kept, and the new one is written beside it as <name>.new
+#                        a config you edited (it differs from what an install of this
+#                        script wrote, recorded in .installed-sums beside it) is kept, and
+#                        the new one is written beside it as <name>.new; an unedited one
+#                        from an older version is updated
 #
 # Usage: scripts/install.sh [options]
 set -euo pipefail
 
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'TXT'
 
 Options:
@@ -177,6 +179,21 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for name in "${conf_names[@]}"; do conf_content "$name" >"$tmp/$name"; done
 
+# What each config was when an install wrote it: an unchanged one may be replaced or
+# removed, a changed one is the admin's (the way dpkg treats conffiles).
+sums_file=$confdir/.installed-sums
+recorded_sum() {
+  if [ -f "$destdir$sums_file" ]; then awk -v n="$1" '$2 == n { print $1 }' "$destdir$sums_file"; fi
+}
+# True when the config at PATH is, byte for byte, what this version installs as NAME or
+# what an earlier install recorded for NAME.
+unedited() {
+  local name=$1 path=$2 recorded
+  cmp -s "$tmp/$name" "$path" && return 0
+  recorded=$(recorded_sum "$name")
+  [ -n "$recorded" ] && [ "$recorded" = "$(sha256sum <"$path" | cut -d' ' -f1)" ]
+}
+
 if [ $uninstall -eq 1 ]; then
   for t in "${targets[@]}"; do
     name=${t##*/}
@@ -185,13 +202,14 @@ if [ $uninstall -eq 1 ]; then
       if [ -e "$destdir$t.new" ] && cmp -s "$tmp/$name" "$destdir$t.new"; then
         run rm -f "$destdir$t.new"; [ $dry -eq 1 ] || echo "removed $destdir$t.new" >&2
       fi
-      if [ -e "$destdir$t" ] && ! cmp -s "$tmp/$name" "$destdir$t"; then
-        echo "install: kept $destdir$t: it differs from the one this version installs (edited?); delete it yourself if you no longer need it" >&2
+      if [ -e "$destdir$t" ] && ! unedited "$name" "$destdir$t"; then
+        echo "install: kept $destdir$t: you edited it (it differs from what was installed); delete it yourself if you no longer need it" >&2
         continue
       fi
     fi
     if [ -e "$destdir$t" ]; then run rm -f "$destdir$t"; [ $dry -eq 1 ] || echo "removed $destdir$t" >&2; fi
   done
+  if [ -e "$destdir$sums_file" ]; then run rm -f "$destdir$sums_file"; fi
   # Only directories this script alone fills; never the shared ones.
   for d in "$destdir$confdir" "$destdir$pkcs11dir"; do
     if [ -d "$d" ]; then run rmdir --ignore-fail-on-non-empty "$d"; fi
@@ -215,19 +233,24 @@ else
 fi
 sed "s|^module:.*|module: $pkcs11dir/libpkcs11ks.so|" "$root/conf/p11-kit/keyserver.module" \
   | write_file "$destdir$p11kitdir/keyserver.module"
-# A config that differs from this version's (edited by the admin, or from an
-# older version) is never overwritten: the new one goes beside it.
-kept=()
+# A config the admin edited is never overwritten: the new one goes beside it. An unedited
+# one (this version's, or an earlier install's as recorded) is replaced.
+kept=() sums=()
 for name in "${conf_names[@]}"; do
   dest=$destdir$confdir/$name
-  if [ -e "$dest" ] && ! cmp -s "$tmp/$name" "$dest"; then
+  if [ -e "$dest" ] && ! unedited "$name" "$dest"; then
     write_file "$dest.new" <"$tmp/$name"
     kept+=("$confdir/$name")
-    echo "install: kept $dest: it differs from the one this version installs (edited?); the new one is $dest.new (compare: diff $dest $dest.new)" >&2
+    # Still the earlier install's sum: the file stays "edited" until the admin replaces it.
+    old_sum=$(recorded_sum "$name")
+    [ -z "$old_sum" ] || sums+=("$old_sum  $name")
+    echo "install: kept $dest: you edited it (it differs from what was installed); the new one is $dest.new (compare: diff $dest $dest.new)" >&2
   else
     write_file "$dest" <"$tmp/$name"
+    sums+=("$(sha256sum <"$tmp/$name" | cut -d' ' -f1)  $name")
   fi
 done
+if [ ${#sums[@]} -gt 0 ]; then printf '%s\n' "${sums[@]}" | write_file "$destdir$sums_file"; fi
 
 done_word=installed
 [ $dry -eq 1 ] && done_word="would install"

@@ -101,6 +101,8 @@ bash "$root/scripts/install.sh" --destdir "$stage" --prefix /usr --no-build \
   echo "package: staging with scripts/install.sh --destdir failed (above)" >&2
   exit 1
 }
+# install.sh's record of what it wrote: dpkg keeps its own (conffiles), not shipped.
+rm -f "$stage/etc/keyserver-signing/.installed-sums"
 
 deb_args=(--no-build --manifest-path "$root/common/cli/Cargo.toml")
 [ -z "$deb_version" ] || deb_args+=(--deb-version "$deb_version")

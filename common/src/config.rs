@@ -727,9 +727,8 @@ fn resolve_identity(
         ambient(ACTIONS_ID_TOKEN_REQUEST_URL),
         ambient(ACTIONS_ID_TOKEN_REQUEST_TOKEN),
     );
-    let others = c.id_token.is_some()
-        || c.id_token_file.is_some()
-        || (c.auth_server.is_some() && c.client_id.is_some() && c.client_secret.is_some());
+    // GitHub comes last in the auto order (token::Identity::of): any other identity wins.
+    let others = c.id_token.is_some() || c.id_token_file.is_some() || c.has_client_credentials();
     let github_wanted = match c.id_token_source {
         IdentitySource::Github => true,
         IdentitySource::Auto => !others,

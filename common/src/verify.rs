@@ -16,6 +16,13 @@ use crate::keys::{EcCurve, PublicKey};
 use crate::sign::{EcdsaFormat, SignRequest};
 use fast::Checked;
 
+/// The longest PSS salt a signature by `key` can carry with `hash` (RFC 8017 9.1.1:
+/// emLen - hLen - 2, emLen = ceil((modBits - 1) / 8)); 0 for a key too small for any.
+fn max_pss_salt(key: &PublicKey, hash: HashAlg) -> usize {
+    let em_len = (key.bits() as usize).saturating_sub(1).div_ceil(8);
+    em_len.saturating_sub(hash.output_len() + 2)
+}
+
 fn mismatch(what: &str) -> Error {
     Error::new(
         ErrorKind::VerificationFailed,
@@ -93,7 +100,9 @@ fn verify_rsa(
             digest,
         } => {
             hash::check_digest_len(*hash, digest)?;
-            if use_fast {
+            // A salt longer than the key allows cannot verify; the pure-Rust path says so, and
+            // AWS-LC's per-salt parameters stay bounded by what a key can use.
+            if use_fast && *salt_len <= max_pss_salt(key, *hash) {
                 fast::rsa(key, *hash, Some(*salt_len), digest, signature)
             } else {
                 Checked::NotCovered

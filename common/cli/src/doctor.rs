@@ -22,6 +22,7 @@ use ks_common::duration::format_duration;
 use ks_common::error::{sanitize_server_text, Error, ErrorKind};
 use ks_common::http::{join_url, CallDeadline, Http, Request, RetryPolicy};
 use ks_common::operation::OperationState;
+use ks_common::token::{identity_notice, Identity};
 use ks_common::{Client, Config, Settings};
 
 /// A check's outcome.
@@ -331,10 +332,15 @@ fn check_network(checks: &mut Checks, config: &Config) {
     config.cache = false;
     let api = config.api_server.clone().unwrap_or_default();
     let mut targets: Vec<Target> = target(KSC_API_SERVER, &api).into_iter().collect();
-    let logs_in = config.id_token.is_none() && config.has_client_credentials();
+    // The auth server is contacted only when the identity in use logs in with client
+    // credentials (KSC_ID_TOKEN_SOURCE and the auto order decide, as for a real call).
+    let logs_in = Identity::of(&config) == Identity::Client;
     if let (true, Some(auth)) = (logs_in, &config.auth_server) {
         if let Some(t) = target(KSC_AUTH_SERVER, auth) {
-            if (t.host.as_str(), t.port) != (targets[0].host.as_str(), targets[0].port) {
+            let same_as_api = targets
+                .first()
+                .is_some_and(|api| (t.host.as_str(), t.port) == (api.host.as_str(), api.port));
+            if !same_as_api {
                 targets.push(t);
             }
         }
@@ -538,14 +544,13 @@ fn explain_tls(text: &str, anchors: &str, t: &Target, remedy: &str) -> (String, 
 /// listing the keys, which the catalog check then reports).
 fn check_auth(client: &Client, catalog: &mut Option<Result<usize, Error>>) -> Outcome {
     let config = client.config();
-    let how = if let Some(t) = &config.id_token {
-        let mut how = format!("{KSC_ID_TOKEN} (given)");
-        if config.has_client_credentials() {
-            how.push_str(&format!(
-                "; it wins over {KSC_CLIENT_ID}/{KSC_CLIENT_SECRET} (a given token always does): unset it to log in as client {:?}",
-                config.client_id.as_deref().unwrap_or_default()
-            ));
-        }
+    let identity = Identity::of(config);
+    let mut how = identity.describe(config);
+    // Which identity wins and why, when more than one is set (the same line `ksc` prints).
+    if let Some(notice) = identity_notice(config) {
+        how.push_str(&format!("; {notice}"));
+    }
+    if let (Identity::Token, Some(t)) = (&identity, &config.id_token) {
         if let Some(exp) = ks_common::token::jwt_expiry(t) {
             if exp <= SystemTime::now() {
                 let unix = exp
@@ -558,20 +563,11 @@ fn check_auth(client: &Client, catalog: &mut Option<Result<usize, Error>>) -> Ou
                 );
             }
         }
-        how
-    } else if config.has_client_credentials() {
-        format!(
-            "client credentials of {:?} at {KSC_AUTH_SERVER}",
-            config.client_id.as_deref().unwrap_or_default()
-        )
-    } else {
-        // Whatever else the token code supports answers for itself (or says what is missing).
-        "the token settings".to_string()
-    };
+    }
     let token = match client.token() {
         Ok(t) => t,
         Err(e) => {
-            let refused = config.has_client_credentials()
+            let refused = identity == Identity::Client
                 && matches!(e.kind(), ErrorKind::Auth | ErrorKind::Forbidden)
                 && matches!(e.http_status(), Some(400 | 401 | 403));
             let fix = if refused {

@@ -365,8 +365,6 @@ fn main() -> ExitCode {
 /// Command-line flags > environment > config file > defaults: the flags replace the
 /// environment's value before the library applies its own order (file < environment).
 fn cli_settings(cli: &Cli) -> (Settings, Vec<(&'static str, &'static str)>) {
-    // Command-line flags > environment > config file > defaults: the flags replace the
-    // environment's value before the library applies its own order (file < environment).
     let mut settings: Settings = ALL_VARIABLES
         .iter()
         .chain(AMBIENT_VARIABLES.iter())
@@ -875,21 +873,10 @@ fn identities(token: &str) -> Vec<String> {
     ids
 }
 
-/// A JWT's claims (the payload object), read without verification; `None` when `token` is not
-/// a JWT.
+/// A JWT's claims as a JSON object, read without verification; `None` when `token` is not a
+/// JWT.
 fn jwt_claims(token: &str) -> Option<Value> {
-    let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .filter(Value::is_object)
+    ks_common::token::jwt_claims(token).map(Value::Object)
 }
 
 /// `ksc operation list`.

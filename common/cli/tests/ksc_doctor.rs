@@ -351,7 +351,7 @@ fn id_token_is_shown_by_its_claims_only() {
         "{shown}"
     );
     assert!(
-        line(&out, "auth").contains("wins over KSC_CLIENT_ID/KSC_CLIENT_SECRET"),
+        line(&out, "auth").contains("also set but not used: KSC_CLIENT_ID/KSC_CLIENT_SECRET"),
         "{out}"
     );
     let (_, v) = doctor_json(&env, &[]);
@@ -596,4 +596,41 @@ fn github_request_token_is_masked_and_a_token_file_is_checked() {
     assert!(line(&out, "auth").starts_with("  FAIL"), "{out}");
     assert!(out.contains("KSC_ID_TOKEN_FILE"), "{out}");
     assert_eq!(status_of(&out, "keys"), "skip", "{out}");
+}
+
+#[test]
+fn the_identity_source_setting_decides_what_doctor_checks() {
+    let srv = DevServer::start();
+    // A stale exported token that KSC_ID_TOKEN_SOURCE=client puts aside: not checked, not
+    // reported as expired; the client credentials are, at KSC_AUTH_SERVER.
+    let stale = {
+        use base64::Engine as _;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(r#"{"sub":"orderer-client","exp":1000000000}"#),
+            b64("not-a-signature")
+        )
+    };
+    let env = with(
+        with(user_settings(&srv, ORDERER), "KSC_ID_TOKEN", &stale),
+        "KSC_ID_TOKEN_SOURCE",
+        "client",
+    );
+    let (code, out, err) = doctor(&env, &[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let auth = line(&out, "auth");
+    assert!(auth.contains("client credentials"), "{out}");
+    assert!(auth.contains("KSC_ID_TOKEN_SOURCE=client"), "{out}");
+    assert!(!out.contains("has expired"), "{out}");
+    assert!(!out.contains(&stale) && !err.contains(&stale), "{out}{err}");
+    // Without the setting the given token wins (auto order), and its expiry is the failure.
+    let env = with(user_settings(&srv, ORDERER), "KSC_ID_TOKEN", &stale);
+    let (code, out, err) = doctor(&env, &[]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        line(&out, "auth").contains("KSC_ID_TOKEN has expired"),
+        "{out}"
+    );
 }

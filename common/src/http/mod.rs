@@ -351,7 +351,20 @@ impl Http {
         }
         let mut builder = engine.client.request(req.method.clone(), url);
         if let Some(auth) = &req.authorization {
-            builder = builder.header(reqwest::header::AUTHORIZATION, auth);
+            // Marked sensitive so that no HTTP-layer debug output can print the bearer token
+            // (KeyServer's, or GitHub's request token); a value that is not a valid header is
+            // refused, never sent half-formed.
+            let mut value = reqwest::header::HeaderValue::from_str(auth).map_err(|_| Failure {
+                error: Error::new(
+                    ErrorKind::Auth,
+                    "the bearer token contains characters not allowed in an HTTP header",
+                ),
+                maybe_sent: false,
+                retryable: false,
+                refused: false,
+            })?;
+            value.set_sensitive(true);
+            builder = builder.header(reqwest::header::AUTHORIZATION, value);
         }
         if let Some((body, ctype)) = &req.body {
             builder = builder

@@ -198,8 +198,7 @@ pub(super) fn rsa(
     let PublicKey::Rsa { n, e } = key else {
         return Checked::NotCovered;
     };
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
-    if !(2048..=8192).contains(&bits) {
+    if !(2048..=8192).contains(&key.bits()) {
         return Checked::NotCovered;
     }
     let (scheme, params) = match pss_salt {

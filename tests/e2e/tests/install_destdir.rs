@@ -110,9 +110,18 @@ fn destdir_install_lays_out_the_files_and_the_staged_provider_signs() {
         );
         assert!(log.contains(&path.display().to_string()), "{log}");
     }
+    // Beside them, the record of what was written (for telling edits from older versions).
+    let sums = std::fs::read_to_string(dest.join("etc/keyserver-signing/.installed-sums"))
+        .expect(".installed-sums");
+    for name in ["openssl-ks.cnf", "openssl-pkcs11-engine.cnf", "ksc.conf"] {
+        assert!(
+            sums.lines().any(|l| l.ends_with(&format!("  {name}"))),
+            "{sums}"
+        );
+    }
     assert_eq!(
         files_under(&dest).len(),
-        expected.len(),
+        expected.len() + 1,
         "only these files: {:?}",
         files_under(&dest)
     );
@@ -216,7 +225,8 @@ fn a_prefix_install_keeps_everything_under_the_prefix() {
     let dest = tmp.path().join("stage");
     let log = install(&["--prefix", "/opt/keyserver-signing"], &dest);
     let files = files_under(&dest);
-    assert_eq!(files.len(), 11, "{files:?}");
+    // 11 files and the record of the configs as written.
+    assert_eq!(files.len(), 12, "{files:?}");
     for f in &files {
         assert!(
             f.starts_with(dest.join("opt/keyserver-signing")),
@@ -265,6 +275,43 @@ fn an_edited_config_is_kept_on_reinstall_and_on_uninstall() {
     assert!(!new.exists(), "{log}");
     assert!(!log.contains("kept"), "{log}");
 
+    // An unedited config of an older version (what an earlier install wrote and recorded)
+    // is updated, not mistaken for an edit.
+    let sums = dest.join("etc/keyserver-signing/.installed-sums");
+    let older = "# ksc.conf of an older version\nKSC_LOG=info\n";
+    std::fs::write(&conf, older).expect("older ksc.conf");
+    let recorded = std::fs::read_to_string(&sums).expect(".installed-sums");
+    let older_sum = {
+        let out = std::process::Command::new("sha256sum")
+            .arg(&conf)
+            .output()
+            .expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .expect("a sum")
+            .to_string()
+    };
+    let rewritten: String = recorded
+        .lines()
+        .map(|l| {
+            if l.ends_with("  ksc.conf") {
+                format!("{older_sum}  ksc.conf\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(rewritten, recorded, "ksc.conf is recorded: {recorded}");
+    std::fs::write(&sums, rewritten).expect("record the older version");
+    let log = install(&[], &dest);
+    assert_eq!(
+        std::fs::read_to_string(&conf).expect("ksc.conf"),
+        shipped,
+        "{log}"
+    );
+    assert!(!new.exists() && !log.contains("kept"), "{log}");
+
     // An edited one stays as the admin left it; the new one goes beside it.
     let edited = format!("{shipped}KSC_API_SERVER=https://keyserver.example.test\n");
     std::fs::write(&conf, &edited).expect("edit ksc.conf");
@@ -276,7 +323,7 @@ fn an_edited_config_is_kept_on_reinstall_and_on_uninstall() {
     );
     assert!(
         log.contains(&format!(
-            "install: kept {}: it differs from the one this version installs (edited?); the new one is {}",
+            "install: kept {}: you edited it (it differs from what was installed); the new one is {}",
             conf.display(),
             new.display()
         )),
@@ -301,7 +348,7 @@ fn an_edited_config_is_kept_on_reinstall_and_on_uninstall() {
     assert_eq!(std::fs::read_to_string(&conf).expect("ksc.conf"), edited);
     assert!(
         log.contains(&format!(
-            "install: kept {}: it differs from the one this version installs (edited?)",
+            "install: kept {}: you edited it (it differs from what was installed)",
             conf.display()
         )),
         "{log}"
