@@ -525,6 +525,12 @@ mod tests {
                     digest: digest.clone(),
                 };
                 assert_eq!(outcome(&k, &req, &sig), "verified", "RSA-{bits} {h}");
+                // Decided by AWS-LC, not silently left to pure Rust (speed, not safety).
+                assert_eq!(
+                    fast::rsa(&k, h, None, &digest, &sig),
+                    fast::Checked::Valid,
+                    "AWS-LC covers RSA-{bits} PKCS#1 {h}"
+                );
                 let raw = SignRequest::RsaPkcs1DigestInfo {
                     digest_info: di.clone(),
                 };
@@ -566,6 +572,11 @@ mod tests {
                         digest: digest.clone(),
                     };
                     assert_eq!(outcome(&k, &pss(salt), &sig), "verified", "PSS {h} {salt}");
+                    assert_eq!(
+                        fast::rsa(&k, h, Some(salt), &digest, &sig),
+                        fast::Checked::Valid,
+                        "AWS-LC covers RSA-{bits} PSS {h} salt {salt}"
+                    );
                     assert_caught_when_flipped(&k, &pss(salt), &sig);
                     for wrong in [salt + 1, salt.saturating_sub(1), h.output_len() + 1] {
                         if wrong != salt {
@@ -611,6 +622,20 @@ mod tests {
                     };
                     let what = format!("{} {len} {format:?}", curve.name());
                     assert_eq!(outcome(&k, &req, sig), "verified", "{what}");
+                    // The lengths AWS-LC has an algorithm for are decided by it.
+                    let covered = matches!(
+                        (curve, len),
+                        (EcCurve::P256, 20 | 32 | 48 | 64)
+                            | (EcCurve::P384, 32 | 48 | 64)
+                            | (EcCurve::P521, 20 | 28 | 32 | 48 | 64)
+                    );
+                    if covered {
+                        assert_eq!(
+                            fast::ecdsa(&k, &digest, format, sig),
+                            fast::Checked::Valid,
+                            "AWS-LC covers {what}"
+                        );
+                    }
                     assert_caught_when_flipped(&k, &req, sig);
                     // The first byte: a digest longer than the field is cut to its left part.
                     let mut wrong = digest.clone();
