@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::audit::AuditEntry;
 use crate::error::{ApiError, ApiResult};
-use crate::faults::{DroppedConnection, Fault, FaultConfig, NO_FAULT_HEADER};
+use crate::faults::{DroppedConnection, Fault, FaultConfig, HoldGate, NO_FAULT_HEADER};
 use crate::jwt::TokenVerifier;
 use crate::keyring::KeyRing;
 use crate::operations::{CreateRequest, KeyUsage, Operation};
@@ -46,6 +46,8 @@ pub struct App {
     pub stats: Stats,
     /// Injected faults.
     pub faults: FaultConfig,
+    /// The `--fault-hold-keys` gate.
+    pub gate: HoldGate,
     /// Request body limit.
     pub max_body: usize,
     /// Sessions of the approvers' web page (`/ui/`).
@@ -101,11 +103,17 @@ pub async fn handle(
     if listener == Listener::Api && path == "/api/dev/stats" {
         return Ok(json_response(200, &app.stats.json()));
     }
+    if listener == Listener::Api && path.starts_with("/api/dev/gate/") {
+        return Ok(gate_control(&app, req.method(), &path).await);
+    }
     // Held across the injected latency too: with latency on, the peak shows
     // whether a client really sends sign orders in parallel.
     let _in_flight = (listener == Listener::Api && path == "/api/signorders")
         .then(|| InFlight::start(&app.stats));
     let exempt = req.headers().contains_key(NO_FAULT_HEADER);
+    if !exempt && listener == Listener::Api && path == "/api/keys" && req.method() == Method::GET {
+        app.gate.hold().await;
+    }
     let mut fault = Fault::None;
     if !exempt && app.faults.any() {
         if !app.faults.latency.is_zero() {
@@ -153,6 +161,33 @@ pub async fn handle(
             error_response(&e)
         }
     })
+}
+
+/// How long one `GET /api/dev/gate/held` waits before answering anyway (the
+/// harness asks again): under the harness client's read timeout.
+const GATE_POLL: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The test's side of the hold gate: `GET /api/dev/gate/held` answers once a
+/// request is held (or after [`GATE_POLL`]), `POST /api/dev/gate/release`
+/// lets them go; both answer `{"held": N}`.
+async fn gate_control(app: &App, method: &Method, path: &str) -> Resp {
+    if !app.gate.enabled() {
+        return error_response(&ApiError::not_found(
+            "the hold gate is off (start the server with --fault-hold-keys)",
+        ));
+    }
+    match (path, method) {
+        ("/api/dev/gate/held", &Method::GET) => {
+            json_response(200, &json!({"held": app.gate.wait_held(GATE_POLL).await}))
+        }
+        ("/api/dev/gate/release", &Method::POST) => {
+            json_response(200, &json!({"held": app.gate.release()}))
+        }
+        ("/api/dev/gate/held" | "/api/dev/gate/release", _) => error_response(
+            &ApiError::method_not_allowed(format!("{method} is not allowed on {path}")),
+        ),
+        _ => error_response(&ApiError::not_found(format!("no such endpoint {path}"))),
+    }
 }
 
 async fn route(app: &Arc<App>, listener: Listener, req: Request<Incoming>) -> ApiResult<Resp> {

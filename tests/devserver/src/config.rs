@@ -35,6 +35,9 @@ pub struct Options {
     pub allow_non_loopback: bool,
     /// Injected faults (all off by default).
     pub faults: FaultConfig,
+    /// Hold every client `GET /api/keys` until the test releases it
+    /// ([`crate::faults::HoldGate`]).
+    pub hold_keys: bool,
     /// Exit when stdin reaches end of file (the test harness holds the other
     /// end, so a server never outlives the test process that started it).
     pub watch_stdin: bool,
@@ -44,7 +47,7 @@ pub struct Options {
 pub const USAGE: &str = "usage: ks-devserver [--data-dir DIR] [--config FILE.toml] \
 [--auth-listen 127.0.0.1:8300] [--api-listen 127.0.0.1:8200] [--ready-file FILE] \
 [--token-lifetime 1h] [--key-cache DIR] [--allow-non-loopback] [--fault-latency 50ms] \
-[--fault-5xx 0.2] [--fault-429 0.1] [--fault-drop 0.1] [--watch-stdin]";
+[--fault-5xx 0.2] [--fault-429 0.1] [--fault-drop 0.1] [--fault-hold-keys] [--watch-stdin]";
 
 impl Default for Options {
     fn default() -> Self {
@@ -58,6 +61,7 @@ impl Default for Options {
             key_cache: None,
             allow_non_loopback: false,
             faults: FaultConfig::default(),
+            hold_keys: false,
             watch_stdin: false,
         }
     }
@@ -126,6 +130,8 @@ impl Options {
                 "--fault-5xx" => o.faults.p_5xx = fraction(&flag, &value(&flag)?)?,
                 "--fault-429" => o.faults.p_429 = fraction(&flag, &value(&flag)?)?,
                 "--fault-drop" => o.faults.p_drop = fraction(&flag, &value(&flag)?)?,
+                "--fault-hold-keys" if inline.is_none() => o.hold_keys = true,
+                "--fault-hold-keys" => return Err("--fault-hold-keys takes no value".into()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -291,6 +297,7 @@ mod tests {
             "0.2",
             "--fault-latency",
             "50ms",
+            "--fault-hold-keys",
         ]))
         .unwrap()
         .unwrap();
@@ -298,6 +305,8 @@ mod tests {
         assert_eq!(o.token_lifetime, Some(Duration::from_secs(5)));
         assert_eq!(o.faults.p_5xx, 0.2);
         assert_eq!(o.faults.latency, Duration::from_millis(50));
+        assert!(o.hold_keys);
+        assert!(!Options::parse(args(&[])).unwrap().unwrap().hold_keys);
     }
 
     #[test]
@@ -308,6 +317,7 @@ mod tests {
         );
         assert!(Options::parse(args(&["--fault-429", "2"])).is_err());
         assert!(Options::parse(args(&["--bogus"])).is_err());
+        assert!(Options::parse(args(&["--fault-hold-keys=1"])).is_err());
         assert!(Options::parse(args(&["--data-dir"])).is_err());
     }
 }

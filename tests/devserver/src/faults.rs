@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::watch;
 
 /// Header that exempts a request from injected faults (harness only).
 pub const NO_FAULT_HEADER: &str = "x-ks-dev-nofault";
@@ -65,6 +66,69 @@ impl FaultConfig {
     }
 }
 
+/// What the hold gate has seen: requests held so far, and whether the test
+/// has released them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct GateState {
+    held: u64,
+    released: bool,
+}
+
+/// The `--fault-hold-keys` gate: every client `GET /api/keys` waits at the
+/// gate until the test releases it (`POST /api/dev/gate/release`), and the
+/// test can wait for the moment one is held (`GET /api/dev/gate/held`). A
+/// fork test uses it to fork while a thread is inside the key-catalog fetch,
+/// by an event rather than by a latency it hopes is long enough. Once
+/// released, the gate stays open.
+#[derive(Debug)]
+pub struct HoldGate {
+    enabled: bool,
+    state: watch::Sender<GateState>,
+}
+
+impl HoldGate {
+    /// A gate; a disabled one never holds anything.
+    pub fn new(enabled: bool) -> HoldGate {
+        HoldGate {
+            enabled,
+            state: watch::Sender::new(GateState::default()),
+        }
+    }
+
+    /// Whether the fault is on.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Holds the calling request until the gate is released (at once when
+    /// the gate is disabled or already open).
+    pub async fn hold(&self) {
+        if !self.enabled {
+            return;
+        }
+        let mut rx = self.state.subscribe();
+        self.state.send_modify(|s| s.held += 1);
+        // The sender lives as long as the gate, which outlives its requests.
+        let _ = rx.wait_for(|s| s.released).await;
+    }
+
+    /// Waits until at least one request has been held, or `bound` has passed
+    /// (a long poll: the caller asks again); returns how many were held.
+    pub async fn wait_held(&self, bound: std::time::Duration) -> u64 {
+        let mut rx = self.state.subscribe();
+        let _ = tokio::time::timeout(bound, rx.wait_for(|s| s.held > 0)).await;
+        let held = rx.borrow().held;
+        held
+    }
+
+    /// Opens the gate for good: held requests go on, later ones pass.
+    /// Returns how many requests were held.
+    pub fn release(&self) -> u64 {
+        self.state.send_modify(|s| s.released = true);
+        self.state.borrow().held
+    }
+}
+
 /// Marker error that makes hyper close the connection without a response.
 #[derive(Debug)]
 pub struct DroppedConnection;
@@ -88,6 +152,31 @@ mod tests {
         for _ in 0..1000 {
             assert_eq!(f.draw(), Fault::None);
         }
+    }
+
+    #[tokio::test]
+    async fn gate_holds_until_released() {
+        let gate = std::sync::Arc::new(HoldGate::new(true));
+        let held = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.hold().await })
+        };
+        // Returns on the event (the spawned request is held), not on the bound.
+        assert_eq!(gate.wait_held(Duration::from_secs(600)).await, 1);
+        assert!(!held.is_finished(), "released before release()");
+        assert_eq!(gate.release(), 1);
+        held.await.expect("the held request goes on");
+        // Open for good: a later request passes.
+        gate.hold().await;
+        assert_eq!(gate.wait_held(Duration::ZERO).await, 2);
+    }
+
+    #[tokio::test]
+    async fn disabled_gate_holds_nothing() {
+        let gate = HoldGate::new(false);
+        assert!(!gate.enabled());
+        gate.hold().await;
+        assert_eq!(gate.wait_held(Duration::ZERO).await, 0);
     }
 
     #[test]

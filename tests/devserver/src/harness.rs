@@ -32,6 +32,10 @@ use crate::faults::NO_FAULT_HEADER;
 /// How long a (first, key-generating) start may take.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How many long polls (about 20 s each) [`DevServer::wait_until_held`] makes
+/// before declaring the test hung: a generous harness guard, not a timing check.
+const HOLD_GUARD_POLLS: u32 = 30;
+
 /// Options for [`DevServer`]; see [`DevServer::builder`].
 #[derive(Debug, Clone, Default)]
 pub struct DevServerBuilder {
@@ -40,6 +44,7 @@ pub struct DevServerBuilder {
     fault_429: Option<f64>,
     fault_drop: Option<f64>,
     fault_latency: Option<Duration>,
+    hold_keys: bool,
     extra_args: Vec<String>,
     config_toml: Option<String>,
 }
@@ -72,6 +77,12 @@ impl DevServerBuilder {
     /// Latency added to every request.
     pub fn fault_latency(mut self, d: Duration) -> Self {
         self.fault_latency = Some(d);
+        self
+    }
+    /// Holds every client `GET /api/keys` until [`DevServer::release_held`]
+    /// (see [`DevServer::wait_until_held`]).
+    pub fn hold_keys(mut self) -> Self {
+        self.hold_keys = true;
         self
     }
     /// More command-line arguments.
@@ -112,6 +123,9 @@ impl DevServerBuilder {
         }
         if let Some(d) = self.fault_latency {
             args.extend(["--fault-latency".into(), go_duration(d)]);
+        }
+        if self.hold_keys {
+            args.push("--fault-hold-keys".into());
         }
         if let Some(cache) = std::env::var_os("KS_DEVSERVER_KEY_CACHE") {
             args.extend([
@@ -485,6 +499,48 @@ impl DevServer {
         let r = self.api_request("GET", "/api/dev/stats", None, None);
         assert_eq!(r.status, 200, "stats");
         r.json()
+    }
+
+    /// Blocks until the server holds a client's `GET /api/keys` (a server
+    /// built with [`DevServerBuilder::hold_keys`]); returns how many it holds.
+    /// The server answers the moment one arrives; a client that never asks is
+    /// reported after [`HOLD_GUARD_POLLS`] polls, a guard against a hung test.
+    pub fn wait_until_held(&self) -> u64 {
+        let mut asked = 0;
+        loop {
+            // Each call is a long poll that the server answers on the event.
+            let r = self.api_request("GET", "/api/dev/gate/held", None, None);
+            assert_eq!(
+                r.status,
+                200,
+                "the hold gate: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            let held = r.json()["held"].as_u64().unwrap_or(0);
+            if held > 0 {
+                return held;
+            }
+            asked += 1;
+            assert!(
+                asked < HOLD_GUARD_POLLS,
+                "no client request reached the hold gate in {asked} long polls of the server \
+                 (harness guard against a hung test); server log:\n{}",
+                tail(&self.log_path())
+            );
+        }
+    }
+
+    /// Releases the requests the hold gate holds, and opens it for good;
+    /// returns how many it held.
+    pub fn release_held(&self) -> u64 {
+        let r = self.api_request("POST", "/api/dev/gate/release", None, None);
+        assert_eq!(
+            r.status,
+            200,
+            "the hold gate: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["held"].as_u64().unwrap_or(0)
     }
 
     fn ports(&self) -> (String, String) {

@@ -89,6 +89,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared, String> {
         store: Arc::new(store),
         stats: Stats::default(),
         faults: opts.faults.clone(),
+        gate: crate::faults::HoldGate::new(opts.hold_keys),
         max_body: file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         web: crate::web::WebState::default(),
         limiter: crate::limits::CredentialLimiter::new(file.credential_limits),

@@ -8,8 +8,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ks_devserver::harness::{DevServer, TestIssuer};
 use serde_json::{json, Value};
@@ -70,11 +70,17 @@ pub fn job_claims() -> Value {
     })
 }
 
+/// How long [`GithubTokenService::wait_for_hits`] waits for a client that has
+/// stopped asking: generous, as the machine may be loaded.
+pub const HIT_GUARD: Duration = Duration::from_secs(300);
+
 struct Shared {
     issuer: TestIssuer,
     request_token: String,
     lifetime_secs: u64,
-    hits: AtomicU64,
+    /// Tokens issued so far; the handler signals `hit` after each.
+    hits: Mutex<u64>,
+    hit: Condvar,
     refused: AtomicU64,
     issued: Mutex<Vec<String>>,
     stop: AtomicBool,
@@ -96,7 +102,8 @@ impl GithubTokenService {
             issuer,
             request_token: request_token.to_string(),
             lifetime_secs,
-            hits: AtomicU64::new(0),
+            hits: Mutex::new(0),
+            hit: Condvar::new(),
             refused: AtomicU64::new(0),
             issued: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -125,7 +132,30 @@ impl GithubTokenService {
 
     /// Tokens issued so far.
     pub fn hits(&self) -> u64 {
-        self.shared.hits.load(Ordering::SeqCst)
+        self.shared
+            .hits
+            .lock()
+            .map(|h| *h)
+            .unwrap_or_else(|e| *e.into_inner())
+    }
+
+    /// Blocks until `n` tokens in all have been issued: it wakes on each
+    /// issue, so it returns the moment the `n`-th is. A client that stops
+    /// asking is reported after [`HIT_GUARD`] (a guard against a hung test,
+    /// not a timing check) as `Err(tokens issued by then)`, for the caller to
+    /// say what its client was doing.
+    pub fn wait_for_hits(&self, n: u64) -> Result<(), u64> {
+        let hits = self.shared.hits.lock().unwrap_or_else(|e| e.into_inner());
+        let (hits, _) = self
+            .shared
+            .hit
+            .wait_timeout_while(hits, HIT_GUARD, |h| *h < n)
+            .unwrap_or_else(|e| e.into_inner());
+        if *hits >= n {
+            Ok(())
+        } else {
+            Err(*hits)
+        }
     }
 
     /// Requests refused (wrong request token, no audience).
@@ -217,11 +247,14 @@ fn serve(s: &Shared, conn: TcpStream) {
     claims["iat"] = json!(now);
     claims["nbf"] = json!(now);
     claims["exp"] = json!(now + s.lifetime_secs);
-    claims["jti"] = json!(format!("jti-{}", s.hits.load(Ordering::SeqCst)));
+    let mut hits = s.hits.lock().unwrap_or_else(|e| e.into_inner());
+    claims["jti"] = json!(format!("jti-{}", *hits));
     let token = s.issuer.token(&claims);
     if let Ok(mut v) = s.issued.lock() {
         v.push(token.clone());
     }
-    s.hits.fetch_add(1, Ordering::SeqCst);
+    *hits += 1;
+    drop(hits);
+    s.hit.notify_all();
     respond(&conn, "200 OK", &json!({"count": 1, "value": token}));
 }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use ks_devserver::harness::{DevServer, DevServerBuilder};
+
+use crate::tutorial_support::{artefact, clean_command};
 
 /// The dev keys and their algorithms (see the dev server's defaults).
 pub const DEV_KEYS: [(&str, KeyKind); 6] = [
@@ -43,6 +46,39 @@ pub fn module_path() -> PathBuf {
         module.display()
     );
     module
+}
+
+/// A PKCS#11 application starting under the client settings `env` (a CI
+/// identity, say): creates an operation with `ksc operation create --key
+/// <key_uses>` (e.g. `key1=2`) under `env` with its log off, exports `env`
+/// and `KSC_OPERATION_ID` into this process's environment (the module reads
+/// its configuration from there), then loads libpkcs11ks.so and initialises
+/// it. Returns the operation id and the module. The environment is the
+/// process's: call it from a test binary with this one test, so that nothing
+/// else reads the environment meanwhile.
+pub fn module_for_new_operation(env: &[(&str, String)], key_uses: &str) -> (String, Pkcs11) {
+    let out = clean_command(artefact("ksc"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("KSC_LOG", "off")
+        .args(["operation", "create", "--key", key_uses])
+        .output()
+        .expect("ksc operation create");
+    assert!(
+        out.status.success(),
+        "ksc operation create --key {key_uses}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let op = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!op.is_empty(), "ksc operation create printed no id");
+    for (k, v) in env {
+        std::env::set_var(k, v);
+    }
+    std::env::set_var("KSC_OPERATION_ID", &op);
+    let pkcs11 = Pkcs11::new(module_path()).expect("load the module");
+    pkcs11
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .expect("C_Initialize");
+    (op, pkcs11)
 }
 
 /// The path of an installed program; a missing one fails the test naming the

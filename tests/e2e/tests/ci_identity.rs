@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use ks_devserver::harness::{DevServer, TestIssuer};
 use ks_e2e::github_oidc_support::{
@@ -132,17 +131,21 @@ fn github_oidc_token_is_renewed_during_a_wait_and_signs() {
         .stderr(std::fs::File::create(&log_file).expect("log file"))
         .spawn()
         .expect("start the wait");
+    // Approve only once the waiting ksc has renewed its token three times.
     let before = gh.hits();
-    let limit = Instant::now() + Duration::from_secs(180);
-    while gh.hits() < before + 3 {
-        assert!(
-            wait.try_wait().expect("wait status").is_none(),
-            "the wait ended before approval:\n{}",
-            std::fs::read_to_string(&log_file).unwrap_or_default()
-        );
-        assert!(Instant::now() < limit, "no token renewal during the wait");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let renewed = gh.wait_for_hits(before + 3);
+    let still_waiting = wait.try_wait().expect("wait status").is_none();
+    assert!(
+        renewed.is_ok() && still_waiting,
+        "{} of 3 token renewals during the wait (the wait {}):\n{}",
+        renewed.err().unwrap_or(before + 3) - before,
+        if still_waiting {
+            "still runs"
+        } else {
+            "ended before approval"
+        },
+        std::fs::read_to_string(&log_file).unwrap_or_default()
+    );
     server.approve("approver-key4", &op);
     let status = wait.wait().expect("the wait");
     let wait_log = std::fs::read_to_string(&log_file).expect("wait log");

@@ -3,13 +3,11 @@
 //! up: the module reads `KSC_ID_TOKEN_FILE` again once the token it holds is
 //! near expiry. Its own file, as the module has one global state per process.
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use ks_devserver::harness::TestIssuer;
 use ks_e2e::github_oidc_support::{job_claims, server_trusting, AUDIENCE};
-use ks_e2e::pkcs11_support::module_path;
-use ks_e2e::tutorial_support::{artefact, clean_command};
+use ks_e2e::pkcs11_support::module_for_new_operation;
 use serde_json::json;
 
 fn now() -> u64 {
@@ -47,29 +45,7 @@ fn rotated_token_file_is_picked_up_between_two_signatures() {
         ("KSC_LOG", format!("info:{}", log.display())),
     ];
     // The operation, created under the same identity (the creator signs).
-    let out = clean_command(artefact("ksc"))
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("KSC_LOG", "off")
-        .args(["operation", "create", "--key", "key1=2"])
-        .output()
-        .expect("ksc operation create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let op = String::from_utf8_lossy(&out.stdout).trim().to_string();
-
-    // The module reads its configuration from the process environment; this
-    // binary has this one test, so nothing else reads it meanwhile.
-    for (k, v) in &env {
-        std::env::set_var(k, v);
-    }
-    std::env::set_var("KSC_OPERATION_ID", &op);
-    let pkcs11 = Pkcs11::new(module_path()).expect("load the module");
-    pkcs11
-        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .expect("C_Initialize");
+    let (op, pkcs11) = module_for_new_operation(&env, "key1=2");
     let slot = pkcs11.get_slots_with_token().expect("slots")[0];
     let session = pkcs11.open_ro_session(slot).expect("session");
     let key1 = session

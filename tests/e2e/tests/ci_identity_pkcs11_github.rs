@@ -4,15 +4,11 @@
 //! stand-in token service while it polls. Its own file, as the module has one
 //! global state per process.
 
-use std::time::{Duration, Instant};
-
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use ks_devserver::harness::TestIssuer;
 use ks_e2e::github_oidc_support::{server_trusting, GithubTokenService, AUDIENCE};
-use ks_e2e::pkcs11_support::module_path;
-use ks_e2e::tutorial_support::{artefact, clean_command};
+use ks_e2e::pkcs11_support::module_for_new_operation;
 
 const REQUEST_TOKEN: &str = "ghs_module-request-token-5b9e0d";
 
@@ -34,29 +30,7 @@ fn module_renews_github_tokens_while_a_signature_waits_for_approval() {
         ("KSC_APPROVAL_TIMEOUT", "5m".to_string()),
         ("KSC_LOG", format!("debug:{}", log.display())),
     ];
-    let out = clean_command(artefact("ksc"))
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("KSC_LOG", "off")
-        .args(["operation", "create", "--key", "key4=1"])
-        .output()
-        .expect("ksc operation create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let op = String::from_utf8_lossy(&out.stdout).trim().to_string();
-
-    // The module reads its configuration from the process environment; this
-    // binary has this one test, so nothing else reads it meanwhile.
-    for (k, v) in &env {
-        std::env::set_var(k, v);
-    }
-    std::env::set_var("KSC_OPERATION_ID", &op);
-    let pkcs11 = Pkcs11::new(module_path()).expect("load the module");
-    pkcs11
-        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .expect("C_Initialize");
+    let (op, pkcs11) = module_for_new_operation(&env, "key4=1");
     let slot = pkcs11.get_slots_with_token().expect("slots")[0];
     let data = b"signed after a long approval wait";
     let signer = {
@@ -81,12 +55,18 @@ fn module_renews_github_tokens_while_a_signature_waits_for_approval() {
     };
     // Approve only once the waiting module has renewed its token three times.
     let before = gh.hits();
-    let limit = Instant::now() + Duration::from_secs(180);
-    while gh.hits() < before + 3 {
-        assert!(!signer.is_finished(), "the signature ended before approval");
-        assert!(Instant::now() < limit, "no token renewal during the wait");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let renewed = gh.wait_for_hits(before + 3);
+    assert!(
+        renewed.is_ok() && !signer.is_finished(),
+        "{} of 3 token renewals during the wait (the signature {}):\n{}",
+        renewed.err().unwrap_or(before + 3) - before,
+        if signer.is_finished() {
+            "ended before approval"
+        } else {
+            "still waits"
+        },
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     server.approve("approver-key4", &op);
     let (session, public, sig) = signer.join().expect("the signing thread");
     let text = std::fs::read_to_string(&log).unwrap_or_default();

@@ -12,8 +12,8 @@ use ks_e2e::pkcs11_support::Pkcs11Env;
 mod fork;
 #[path = "support/pkcs11_raw.rs"]
 mod pkcs11_raw;
-use fork::{fork_child, wait_bounded};
-use pkcs11_raw::RawModule;
+use fork::fork_child;
+use pkcs11_raw::{assert_child_ok, RawModule};
 
 #[test]
 fn fork_and_reinitialise() {
@@ -31,15 +31,10 @@ fn fork_and_reinitialise() {
     let before = env.server.stats()["signorders"].as_u64();
 
     let pid = fork_child(|| module.child_steps(b"signed in the child"));
-    let status = wait_bounded(pid, std::time::Duration::from_secs(120));
-    assert!(
-        libc::WIFEXITED(status),
-        "child did not exit normally: {status:#x}"
-    );
-    assert_eq!(
-        libc::WEXITSTATUS(status),
-        0,
-        "child failed (11 not-initialised check, 12 C_Initialize, 13 sign, 14 C_Finalize)"
+    assert_child_ok(
+        pid,
+        std::time::Duration::from_secs(120),
+        "re-initialise and sign after the fork",
     );
     let after_child = env.server.stats()["signorders"].as_u64();
     assert_eq!(

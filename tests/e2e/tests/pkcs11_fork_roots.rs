@@ -20,8 +20,8 @@ use ks_e2e::pkcs11_support::Pkcs11Env;
 mod fork;
 #[path = "support/pkcs11_raw.rs"]
 mod pkcs11_raw;
-use fork::{fork_child, wait_bounded, RootsPipe};
-use pkcs11_raw::RawModule;
+use fork::{fork_child, RootsPipe};
+use pkcs11_raw::{assert_child_ok, RawModule};
 
 /// How long the child may take before it is declared stuck (a bound on a
 /// hang, not a timing check: it needs two unhindered requests).
@@ -68,10 +68,6 @@ fn fork_while_another_thread_loads_the_system_roots() {
     pipe.serve();
     assert_eq!(loading.join().expect("thread"), sys::CKR_OK);
 
-    let status = wait_bounded(pid, CHILD_BOUND);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child failed: {status:#x} (12 C_Initialize, 13 sign, 14 C_Finalize)"
-    );
+    assert_child_ok(pid, CHILD_BOUND, "forked inside the trust store load");
     assert_eq!(module.sign_once(b"signed in the parent after"), sys::CKR_OK);
 }

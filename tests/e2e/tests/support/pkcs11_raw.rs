@@ -1,12 +1,48 @@
 //! Raw PKCS#11 calls on libpkcs11ks.so for the fork suites (pkcs11_fork*.rs,
-//! included with `#[path]`): initialise, and one complete RSA signature with key1.
+//! included with `#[path]`): initialise, one complete RSA signature with key1,
+//! a forked child's steps, and the check of that child's exit. The including
+//! suite also includes the shared fork helpers as `mod fork`.
 
 use std::ffi::c_void;
 use std::ptr;
+use std::time::Duration;
 
 use cryptoki_sys as sys;
 
 use ks_e2e::pkcs11_support::module_path;
+
+use crate::fork::wait_bounded;
+
+/// What a child's exit code from [`RawModule::child_steps`] means.
+fn child_failure(code: i32) -> &'static str {
+    match code {
+        11 => "the parent's initialisation carried over into the child",
+        12 => "C_Initialize failed in the child",
+        13 => "signing failed in the child",
+        14 => "C_Finalize failed in the child",
+        20 => "the child panicked",
+        _ => "unexpected exit code",
+    }
+}
+
+/// Waits for the forked child `pid` (one that has not exited within `bound`,
+/// a guard against a hang, is described from `/proc`, killed, and fails the
+/// test) and fails the test unless it exited normally with 0; `what` says
+/// what the child was doing.
+pub fn assert_child_ok(pid: i32, bound: Duration, what: &str) {
+    let status = wait_bounded(pid, bound);
+    assert!(
+        libc::WIFEXITED(status),
+        "the child ({what}) did not exit normally: status {status:#x}"
+    );
+    let code = libc::WEXITSTATUS(status);
+    assert_eq!(
+        code,
+        0,
+        "the child ({what}) failed with exit code {code}: {}",
+        child_failure(code)
+    );
+}
 
 /// libpkcs11ks.so loaded for raw PKCS#11 calls (no wrapper state of its own, so a
 /// forked child can use it exactly as a C application would).
