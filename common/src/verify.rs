@@ -1,5 +1,5 @@
 //! Local signature verification: AWS-LC (aws-lc-rs) where it checks the case exactly, pure
-//! Rust (rsa, p256/p384/p521) for the rest (see [`fast`] for which cases those are).
+//! Rust (rsa, p256/p384/p521) for the rest (the private `fast` module says which cases those are).
 //!
 //! Every signature KeyServer returns passes through [`verify`] before anyone sees it, so a wrong
 //! key, a server fault or an altered reply is caught here; the adapters use the same function for

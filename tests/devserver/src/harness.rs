@@ -504,7 +504,7 @@ impl DevServer {
     /// Blocks until the server holds a client's `GET /api/keys` (a server
     /// built with [`DevServerBuilder::hold_keys`]); returns how many it holds.
     /// The server answers the moment one arrives; a client that never asks is
-    /// reported after [`HOLD_GUARD_POLLS`] polls, a guard against a hung test.
+    /// reported after `HOLD_GUARD_POLLS` polls, a guard against a hung test.
     pub fn wait_until_held(&self) -> u64 {
         let mut asked = 0;
         loop {
