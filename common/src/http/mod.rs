@@ -606,9 +606,9 @@ mod tests {
             .load(std::sync::atomic::Ordering::Relaxed));
     }
 
-    #[test]
-    fn connection_refused_is_network_error_without_threads() {
-        // Bind then drop a listener to get a port nobody listens on.
+    /// One call to a loopback port nobody listens on (a listener bound, then dropped), with
+    /// this call deadline; returns the error and the port.
+    fn call_closed_port(deadline: Duration, policy: RetryPolicy) -> (Error, u16) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -617,44 +617,30 @@ mod tests {
         let cfg = Config {
             http_timeout: Duration::from_secs(2),
             ca_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa2048.pem").into()),
-            // Refused connections are retried until the deadline: keep it short.
-            deadline: Duration::from_secs(1),
+            deadline,
             ..Config::default()
         };
-        let http = Http::new(&cfg);
         let req = Request {
             method: Method::GET,
             url: join_url(&format!("https://127.0.0.1:{port}"), &["api", "keys"]).unwrap(),
             authorization: None,
             body: None,
         };
-        let e = http.execute(&req, RetryPolicy::NotSentOnly).unwrap_err();
+        (Http::new(&cfg).execute(&req, policy).unwrap_err(), port)
+    }
+
+    #[test]
+    fn connection_refused_is_network_error_without_threads() {
+        // Refused connections are retried within the deadline: keep it short.
+        let (e, _) = call_closed_port(Duration::from_secs(1), RetryPolicy::NotSentOnly);
         assert_eq!(e.kind(), ErrorKind::Network);
         assert!(e.to_string().contains("cannot connect"), "{e}");
     }
 
     #[test]
     fn refusals_stop_after_their_budget_not_the_whole_deadline() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cfg = Config {
-            http_timeout: Duration::from_secs(2),
-            ca_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa2048.pem").into()),
-            // Far longer than the refusal budget: the budget must end the call.
-            deadline: REFUSED_BUDGET * 30,
-            ..Config::default()
-        };
-        let http = Http::new(&cfg);
-        let req = Request {
-            method: Method::GET,
-            url: join_url(&format!("https://127.0.0.1:{port}"), &["api", "keys"]).unwrap(),
-            authorization: None,
-            body: None,
-        };
-        let e = http.execute(&req, RetryPolicy::Idempotent).unwrap_err();
+        // Far longer than the refusal budget: the budget must end the call.
+        let (e, port) = call_closed_port(REFUSED_BUDGET * 30, RetryPolicy::Idempotent);
         let text = e.to_string();
         assert_eq!(e.kind(), ErrorKind::Network);
         assert!(
